@@ -1,0 +1,51 @@
+# panvault — a thin facade over the go tool. CI calls `make test` (through .ci/run).
+GO        ?= go
+PKGS      := ./...
+# Packages with goroutines and shared state: always tested under the race detector.
+RACE_PKGS := ./keys/... ./raftstore/... ./vault/... ./softhsm/... ./cmd/...
+FUZZTIME  ?= 20s
+BIN       := bin/panvault
+DEV_DIR   ?= $(CURDIR)/.dev
+
+.PHONY: all build test test-short bench fuzz lint proto dev clean tools
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/panvault
+
+# The full suite against real SoftHSM, real Raft over loopback TCP, real bbolt.
+# CI=true turns a missing SoftHSM into a failure instead of a skip.
+test: lint
+	$(GO) test -race -count=1 -timeout 25m $(RACE_PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# Micro-benchmarks; figures go to BENCHMARKS.md (see docs/benchmarks.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 30m $(PKGS) | tee bench.out
+
+# Each fuzz target gets a short budget; go test -fuzz accepts one target at a time.
+fuzz:
+	@set -e; for spec in $$(grep -rhoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' . | sort -u | sed 's/^func //'); do \
+	  pkg=$$(grep -rlE --include='*_test.go' "^func $$spec\(" . | head -1 | xargs dirname); \
+	  echo "== $$pkg $$spec ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$spec\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Regenerate protobuf Go code with pinned generators (see scripts in proto/).
+proto:
+	./proto/gen.sh
+
+# One command: a local 3-node cluster on SoftHSM with a dev CA; runs until interrupted.
+dev: build
+	./$(BIN) dev --nodes 3 --dir $(DEV_DIR)
+
+clean:
+	rm -rf bin bench.out
