@@ -1,0 +1,75 @@
+package card
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMaskedKnown(t *testing.T) {
+	tests := []struct {
+		pan       string
+		six, eight string
+	}{
+		{"4111111111111111", "411111******1111", "41111111****1111"},
+		{"6205500000000000004", "620550*********0004", "62055000*******0004"},
+		{"378282246310005", "378282*****0005", "378282*****0005"},
+		{"30569309025904", "30569*****5904", "30569*****5904"},
+		{"4222222222222", "4222*****2222", "4222*****2222"},
+	}
+	for _, tt := range tests {
+		p, err := Parse(tt.pan, ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Masked(); got != tt.six {
+			t.Errorf("Masked = %q, want %q", got, tt.six)
+		}
+		if got := p.MaskedWith(MaskOptions{EightDigitBIN: true}); got != tt.eight {
+			t.Errorf("MaskedWith(8) = %q, want %q", got, tt.eight)
+		}
+	}
+	if (PAN{}).Masked() != "" {
+		t.Error("zero PAN should mask to empty")
+	}
+}
+
+// TestMaskedBounds checks the PCI DSS 3.4.1 limits for every length: at most
+// BIN (6, or 8 for >= 16 digits) plus last four shown, the rest hidden, and at
+// least five digits hidden below 15 digits.
+func TestMaskedBounds(t *testing.T) {
+	for n := MinLength; n <= MaxLength; n++ {
+		payload := strings.Repeat("7", n-1)
+		cd, _ := LuhnCheckDigit(payload)
+		p, err := Parse(payload+string(cd), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, eight := range []bool{false, true} {
+			m := p.MaskedWith(MaskOptions{EightDigitBIN: eight})
+			bin := 6
+			if eight && n >= 16 {
+				bin = 8
+			}
+			shown := strings.Count(m, "7") + strings.Count(m, string(cd))
+			if cd == '7' {
+				shown = strings.Count(m, "7")
+			}
+			hidden := strings.Count(m, "*")
+			if len(m) != n || shown+hidden != n {
+				t.Fatalf("n=%d eight=%v: mask %q malformed", n, eight, m)
+			}
+			if shown > bin+4 {
+				t.Errorf("n=%d eight=%v: %d digits shown, limit %d", n, eight, shown, bin+4)
+			}
+			if n < 15 && hidden < 5 {
+				t.Errorf("n=%d: only %d digits hidden", n, hidden)
+			}
+			if m[n-4:] != p.Reveal()[n-4:] {
+				t.Errorf("n=%d: last four not shown", n)
+			}
+			if lead := MaskedLeading(n, MaskOptions{EightDigitBIN: eight}); m[:lead] != p.Reveal()[:lead] || strings.Contains(m[:lead], "*") || m[lead] != '*' {
+				t.Errorf("n=%d eight=%v: leading %d not shown as documented in %q", n, eight, lead, m)
+			}
+		}
+	}
+}
