@@ -18,17 +18,21 @@
 // over P || Q where P and the tweak part of Q are the same in every round.
 // The chaining value after those blocks is computed once per (length, tweak)
 // and then each round of a whole batch is one EncryptBlocks call over one
-// block per item. A batch therefore costs 10 calls plus the prefix steps:
+// block per item. A batch therefore costs
 //
-//	calls = 10 + max over distinct tweaks of (1 + floor((t+pad)/16)) - cachedP
+//	calls = 10 + max over its distinct tweaks T of (1 + F(T) - c(T))
 //
-// where t is the tweak length, pad = (-t-b-1) mod 16, b is the byte length
-// of NUM(B) (at most 12 under the length rule below), and cachedP is 1 when
-// CIPH(P) is already cached for every tweak length in the batch (it is cached
-// per FF1 for tweaks shorter than 32 bytes after first use). For a PAN-sized
-// input with a tweak of at most 10 bytes that is 11 calls the first time and
-// 10 afterwards, whatever the batch size and however many distinct tweaks it
-// mixes. Because b <= 12, the part of Q that changes between rounds always
+// where F(T) = floor((t+pad)/16) is the number of blocks of Q holding only
+// tweak and padding (t = len(T), pad = (-t-b-1) mod 16, b = byte length of
+// NUM(B), at most 12 under the length rule below), and c(T) is 1 when
+// CIPH(P) for this input length and tweak length is already cached (it is,
+// per FF1, for tweaks shorter than 32 bytes after their first use). All
+// distinct tweaks advance through their prefix chains together, one call per
+// step. For a PAN-sized input with tweaks of at most 11 bytes that is 11
+// calls the first time and 10 afterwards, whatever the batch size and
+// however many distinct tweaks it mixes; a 20-byte tweak adds one call, a
+// 40-byte tweak three (F=2, P not cached). Because b <= 12, the part of Q
+// that changes between rounds always
 // fits in Q's last block and FF1's S never needs more than the first block
 // of R (d <= 16), so no round needs a second call.
 //

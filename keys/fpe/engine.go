@@ -111,6 +111,13 @@ func numUint(x []byte, r uint64) uint64 {
 
 // strUint is STR^len(x)_radix(v).
 func strUint(x []byte, v, r uint64) {
+	if r == 10 { // constant divisor: a multiply instead of a DIV per digit
+		for i := len(x) - 1; i >= 0; i-- {
+			x[i] = byte(v % 10)
+			v /= 10
+		}
+		return
+	}
 	for i := len(x) - 1; i >= 0; i-- {
 		x[i] = byte(v % r)
 		v /= r
@@ -127,8 +134,8 @@ func (f *FF1) runBig(w *work, p *plan, enc bool, xs [][]byte) error {
 	}
 	a, b := w.ba[:n], w.bb[:n]
 	for i, x := range xs {
-		f.numBig(a[i], x[:p.u])
-		f.numBig(b[i], x[p.u:])
+		f.numBig(w, a[i], x[:p.u])
+		f.numBig(w, b[i], x[p.u:])
 	}
 	in, out := w.in[:n*BlockSize], w.out[:n*BlockSize]
 	y, t := &w.y, &w.t
@@ -176,17 +183,17 @@ func (f *FF1) runBig(w *work, p *plan, enc bool, xs [][]byte) error {
 	}
 	clear(num[:])
 	for i, x := range xs {
-		f.strBig(x[:p.u], a[i])
-		f.strBig(x[p.u:], b[i])
+		f.strBig(w, x[:p.u], a[i])
+		f.strBig(w, x[p.u:], b[i])
 	}
 	return nil
 }
 
 // numBig sets z to NUM_radix(x), a chunk of digits per big.Int operation.
-func (f *FF1) numBig(z *big.Int, x []byte) {
+func (f *FF1) numBig(w *work, z *big.Int, x []byte) {
 	z.SetUint64(0)
 	r := uint64(f.radix)
-	var c big.Int
+	c := &w.c
 	for len(x) > 0 {
 		k := min(f.chunk, len(x))
 		pw := uint64(1)
@@ -201,16 +208,16 @@ func (f *FF1) numBig(z *big.Int, x []byte) {
 
 // strBig writes STR^len(x)_radix(z) into x; z must be below radix^len(x).
 // z is left zero.
-func (f *FF1) strBig(x []byte, z *big.Int) {
+func (f *FF1) strBig(w *work, x []byte, z *big.Int) {
 	r := uint64(f.radix)
-	var c, rem big.Int
+	c, rem := &w.c, &w.rem
 	for len(x) > 0 {
 		k := min(f.chunk, len(x))
 		pw := uint64(1)
 		for range k {
 			pw *= r
 		}
-		z.QuoRem(z, c.SetUint64(pw), &rem)
+		z.QuoRem(z, c.SetUint64(pw), rem)
 		strUint(x[len(x)-k:], rem.Uint64(), r)
 		x = x[:len(x)-k]
 	}

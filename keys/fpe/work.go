@@ -9,22 +9,23 @@ import (
 type work struct {
 	in, out []byte // BlockCipher input and output, 16 bytes per block
 
-	grp  []int32           // item -> tweak group
-	gtw  [][]byte          // group -> tweak (aliases caller memory)
-	gtx  [][BlockSize]byte // group -> last Q block template XOR chaining value
-	gst  [][BlockSize]byte // group -> CBC-MAC state during the prefix
-	gpos []int             // group -> next prefix block index
-	gend []int             // group -> number of prefix blocks
-	gidx map[string]int32  // tweak -> group, for batches
-	hi   []uint64          // fast path: gtx as two big-endian words
-	lo   []uint64          //
-	a, b []uint64          // fast path: the Feistel halves
-	ba   []*big.Int        // general path: the Feistel halves
-	bb   []*big.Int        //
-	y, t big.Int           // general path scratch
-	nbuf []byte            // numerals of the string API
-	tw1  [1][]byte         // single-item views, reset by putWork
-	x1   [1][]byte         //
+	grp    []int32           // item -> tweak group
+	gtw    [][]byte          // group -> tweak (aliases caller memory)
+	gtx    [][BlockSize]byte // group -> last Q block template XOR chaining value
+	gst    [][BlockSize]byte // group -> CBC-MAC state during the prefix
+	gpos   []int             // group -> next prefix block index
+	gend   []int             // group -> number of prefix blocks
+	gidx   map[string]int32  // tweak -> group, for batches
+	hi     []uint64          // fast path: gtx as two big-endian words
+	lo     []uint64          //
+	a, b   []uint64          // fast path: the Feistel halves
+	ba     []*big.Int        // general path: the Feistel halves
+	bb     []*big.Int        //
+	y, t   big.Int           // general path scratch
+	c, rem big.Int           // general path scratch (conversions)
+	nbuf   []byte            // numerals of the string API
+	tw1    [1][]byte         // single-item views, reset by putWork
+	x1     [1][]byte         //
 }
 
 func (f *FF1) getWork() *work { return f.pool.Get().(*work) }
@@ -36,9 +37,13 @@ func (f *FF1) putWork(w *work) {
 	clear(w.b)
 	clear(w.nbuf)
 	for i := range w.ba {
-		w.ba[i].SetUint64(0)
-		w.bb[i].SetUint64(0)
+		wipe(w.ba[i])
+		wipe(w.bb[i])
 	}
+	wipe(&w.y)
+	wipe(&w.t)
+	wipe(&w.c)
+	wipe(&w.rem)
 	clear(w.gtw) // drop references to caller memory
 	clear(w.gidx)
 	w.tw1[0], w.x1[0] = nil, nil
@@ -99,4 +104,12 @@ func (w *work) setup(tweaks [][]byte, n int) {
 		w.in = grow(w.in, ng*BlockSize)
 		w.out = grow(w.out, ng*BlockSize)
 	}
+}
+
+// wipe zeroes z's whole backing array (not only its current length, which
+// may be shorter than what earlier values used) and sets z to 0.
+func wipe(z *big.Int) {
+	b := z.Bits()
+	clear(b[:cap(b)])
+	z.SetUint64(0)
 }

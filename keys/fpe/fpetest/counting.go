@@ -3,21 +3,17 @@ package fpetest
 import (
 	"errors"
 	"sync/atomic"
+
+	"github.com/panvault/panvault/keys/fpe"
 )
 
 // ErrInjected is the error CountingCipher returns once its FailAt call is reached.
 var ErrInjected = errors.New("fpetest: injected block cipher failure")
 
-// Inner is the interface CountingCipher wraps (the same shape as
-// fpe.BlockCipher, restated to keep this file free of imports).
-type Inner interface {
-	EncryptBlocks(dst, src []byte) error
-}
-
 // CountingCipher wraps a BlockCipher, counting calls and blocks, and can
 // fail from a given call on. It is safe for concurrent use.
 type CountingCipher struct {
-	Inner Inner
+	Inner fpe.BlockCipher
 	// FailAt, when positive, makes the FailAt-th call and every later one
 	// return ErrInjected without touching dst. Set it before use.
 	FailAt int64

@@ -2,7 +2,7 @@ package fpetest
 
 // Vector is one FF1 sample of NIST SP 800-38G (the "FF1 samples" examples
 // document published with it). Key and Tweak are hex, the texts are strings
-// over fpe.Alphabet.
+// over fpe.Alphabet. It is a plain value, safe to share read-only.
 type Vector struct {
 	Name       string
 	Key        string
