@@ -56,7 +56,10 @@ const (
 //     a Tokenize or DeleteToken that carries a request_id.
 //   - DEADLINE_EXCEEDED: the outcome is unknown; retry with the same request_id.
 //
-// No field anywhere accepts a card security code (CVV/CVC/CID).
+// No field anywhere accepts a card security code (CVV/CVC/CID). A request
+// carrying fields this server does not know (unknown field numbers) is
+// rejected with INVALID_ARGUMENT rather than silently dropped, so card data
+// sent where it does not belong is refused, never stored.
 type TokenServiceClient interface {
 	// Tokenize returns a token for one PAN under a scheme.
 	//
@@ -169,7 +172,10 @@ func (c *tokenServiceClient) DeleteToken(ctx context.Context, in *DeleteTokenReq
 //     a Tokenize or DeleteToken that carries a request_id.
 //   - DEADLINE_EXCEEDED: the outcome is unknown; retry with the same request_id.
 //
-// No field anywhere accepts a card security code (CVV/CVC/CID).
+// No field anywhere accepts a card security code (CVV/CVC/CID). A request
+// carrying fields this server does not know (unknown field numbers) is
+// rejected with INVALID_ARGUMENT rather than silently dropped, so card data
+// sent where it does not belong is refused, never stored.
 type TokenServiceServer interface {
 	// Tokenize returns a token for one PAN under a scheme.
 	//
