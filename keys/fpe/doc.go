@@ -28,13 +28,13 @@
 // CIPH(P) for this input length and tweak length is already cached (it is,
 // per FF1, for tweaks shorter than 32 bytes after their first use). All
 // distinct tweaks advance through their prefix chains together, one call per
-// step. For a PAN-sized input with tweaks of at most 11 bytes that is 11
-// calls the first time and 10 afterwards, whatever the batch size and
+// step. For 16-digit inputs (b = 4) with tweaks of at most 11 bytes that is
+// 11 calls the first time and 10 afterwards, whatever the batch size and
 // however many distinct tweaks it mixes; a 20-byte tweak adds one call, a
 // 40-byte tweak three (F=2, P not cached). Because b <= 12, the part of Q
-// that changes between rounds always
-// fits in Q's last block and FF1's S never needs more than the first block
-// of R (d <= 16), so no round needs a second call.
+// that changes between rounds always fits in Q's last block and FF1's S
+// never needs more than the first block of R (d <= 16), so no round needs a
+// second call.
 //
 // # Domain
 //
