@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/panvault/panvault/raftstore/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -220,6 +222,11 @@ func (p *peerClients) get(addr string) (raftpb.ForwardClient, error) {
 			return p.m.dial(ctx, a, protoForward)
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: forwardKeepalive, Timeout: 10 * time.Second}),
+		// Reconnect quickly: a restarted leader keeps its address.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxForwardResponse), grpc.MaxCallSendMsgSize(p.maxSend)),
 	)
 	if err != nil {
@@ -227,6 +234,35 @@ func (p *peerClients) get(addr string) (raftpb.ForwardClient, error) {
 	}
 	p.conns[addr] = cc
 	return raftpb.NewForwardClient(cc), nil
+}
+
+// ready reports whether the connection to addr is established, waiting at
+// most wait for it. A proposal is forwarded only over a ready connection,
+// so that "leader unreachable" (never sent, safe to retry) is not confused
+// with "connection lost after sending" (outcome unknown).
+func (p *peerClients) ready(ctx context.Context, addr string, wait time.Duration) bool {
+	p.mu.Lock()
+	cc := p.conns[addr]
+	p.mu.Unlock()
+	if cc == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		st := cc.GetState()
+		switch st {
+		case connectivity.Ready:
+			return true
+		case connectivity.Idle:
+			cc.Connect()
+		case connectivity.Shutdown:
+			return false
+		}
+		if !cc.WaitForStateChange(ctx, st) {
+			return false
+		}
+	}
 }
 
 func (p *peerClients) close() {

@@ -304,6 +304,9 @@ func (c *committer) forward(ctx context.Context, addr string, ps []*proposal) []
 		finishAll(ps, nil, err)
 		return nil
 	}
+	if !c.s.peers.ready(ctx, addr, 200*time.Millisecond) {
+		return ps // not sent: retry, perhaps with another leader
+	}
 	req := &raftpb.ProposeRequest{Commands: make([]*raftpb.Command, len(ps))}
 	for i, p := range ps {
 		req.Commands[i] = p.cmd
