@@ -89,7 +89,7 @@ func Open(ctx context.Context, cfg Config) (*HSM, error) {
 		releaseModule(mod)
 		return nil, err
 	}
-	if err := mod.login(anchor, tok.Serial, cfg.PIN); err != nil {
+	if err := mod.login(mod.p, anchor, tok.Serial, cfg.PIN); err != nil {
 		return fail(fmt.Errorf("token %q: %w", tok.Label, err))
 	}
 	h := &HSM{
@@ -240,7 +240,7 @@ func (h *HSM) recoverLocked() error {
 		newAnchor = true
 	}
 	if newAnchor || info.State != pkcs11.CKS_RW_USER_FUNCTIONS {
-		if err := h.mod.login(h.anchor, h.token.Serial, h.cfg.PIN); err != nil {
+		if err := h.mod.login(h.p, h.anchor, h.token.Serial, h.cfg.PIN); err != nil {
 			if errors.Is(err, ErrBadPIN) || errors.Is(err, ErrPINLocked) {
 				h.smu.Lock()
 				h.fatal = fmt.Errorf("token %q: login lost and not re-established: %w", h.token.Label, err)

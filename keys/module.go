@@ -167,14 +167,14 @@ func moduleInitialized(lib string) bool {
 // Safe for concurrent use.
 func ModuleInitialized(lib string) bool { return moduleInitialized(lib) }
 
-// login logs the user in on session sh of the token with the given serial,
+// login logs the user in (through p, normally m.p) on session sh of the token with the given serial,
 // or, if the process is already logged in there, checks that pin is the PIN
 // that logged in. It makes exactly one C_Login call: PINs are never retried.
-func (m *module) login(sh pkcs11.SessionHandle, serial, pin string) error {
+func (m *module) login(p p11, sh pkcs11.SessionHandle, serial, pin string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := pinDigest(pin)
-	err := m.p.Login(sh, pkcs11.CKU_USER, pin)
+	err := p.Login(sh, pkcs11.CKU_USER, pin)
 	switch ckr(err) {
 	case pkcs11.CKR_OK:
 		if st := m.tokens[serial]; st != nil {
