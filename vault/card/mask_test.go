@@ -7,7 +7,7 @@ import (
 
 func TestMaskedKnown(t *testing.T) {
 	tests := []struct {
-		pan       string
+		pan        string
 		six, eight string
 	}{
 		{"4111111111111111", "411111******1111", "41111111****1111"},

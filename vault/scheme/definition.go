@@ -262,9 +262,13 @@ func (d Definition) ff1DomainViolation() *card.RuleError {
 	if len(bad) == 0 {
 		return nil
 	}
+	hint := " (keep fewer digits or drop these lengths)"
+	if d.Luhn != LuhnAny {
+		hint = " (keep fewer digits, use luhn rule any, or drop these lengths)"
+	}
 	return &card.RuleError{Field: "allowed_lengths", Rule: RuleDomain,
 		Description: "ff1 needs at least 10^6 free values per length (nist sp 800-38g); too small for " +
-			strings.Join(bad, "; ") + " (keep fewer digits, use luhn rule any, or drop these lengths)",
+			strings.Join(bad, "; ") + hint,
 		Err: ErrFF1Domain}
 }
 

@@ -12,7 +12,8 @@ import (
 //	[8:12]  key version, big-endian uint32
 //	[12]    PAN length
 //	[13:]   kept digits (leading then trailing) packed two per byte
-//	        (BCD, high nibble first; an odd count ends with nibble 0xF)
+//	        (BCD, high nibble first; the count is always even with the
+//	        allowed shapes, an odd count would end with nibble 0xF)
 //
 // The scheme is bound through a 64-bit digest of its canonical identity rather
 // than the raw name so that the tweak stays at most 19 bytes whatever the
