@@ -51,3 +51,30 @@ func (e *RuleError) WithField(field string) *RuleError {
 	c.Field = field
 	return &c
 }
+
+// RuleErrors returns every *RuleError in err's tree (following Unwrap() error
+// and Unwrap() []error), in depth-first order. The gRPC edge turns them into
+// google.rpc.BadRequest field violations; other errors yield none.
+func RuleErrors(err error) []*RuleError {
+	var out []*RuleError
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if re, ok := e.(*RuleError); ok {
+			out = append(out, re)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}

@@ -3,7 +3,8 @@ package card
 // MaskChar replaces hidden digits in masked PANs.
 const MaskChar = '*'
 
-// MaskOptions adjusts masking. The zero value shows a 6-digit BIN and last four.
+// MaskOptions adjusts masking. The zero value shows a 6-digit BIN and last
+// four. A plain value, safe for concurrent reads.
 type MaskOptions struct {
 	// EightDigitBIN declares that the issuer uses an 8-digit BIN, so PCI DSS
 	// 3.4.1 lets the first eight digits be shown. It applies only to PANs of

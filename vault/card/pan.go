@@ -13,7 +13,8 @@ const (
 	MaxLength = 19
 )
 
-// ParseOptions adjusts Parse. The zero value is the strict default.
+// ParseOptions adjusts Parse. The zero value is the strict default. A plain
+// value, safe for concurrent reads.
 type ParseOptions struct {
 	// Field names the input in a RuleError; empty means "pan".
 	Field string

@@ -157,3 +157,16 @@ func TestWipe(t *testing.T) {
 		t.Error("Wipe changed an earlier copy")
 	}
 }
+
+func TestRuleErrors(t *testing.T) {
+	_, e1 := Parse("12", ParseOptions{Field: "a"})
+	_, e2 := Parse("x", ParseOptions{Field: "b"})
+	joined := fmt.Errorf("batch: %w", errors.Join(e1, errors.New("other"), fmt.Errorf("wrapped: %w", e2)))
+	got := RuleErrors(joined)
+	if len(got) != 2 || got[0].Field != "a" || got[1].Field != "b" {
+		t.Errorf("RuleErrors = %v", got)
+	}
+	if RuleErrors(nil) != nil || RuleErrors(errors.New("plain")) != nil {
+		t.Error("RuleErrors found violations in errors without any")
+	}
+}

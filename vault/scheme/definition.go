@@ -10,7 +10,7 @@ import (
 	"github.com/panvault/panvault/vault/card"
 )
 
-// Mode is how a scheme makes tokens.
+// Mode is how a scheme makes tokens. A plain value, safe for concurrent use.
 type Mode uint8
 
 // Modes. The zero value is unspecified and refused by Validate.
@@ -45,7 +45,7 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // LuhnRule says whether tokens pass the Luhn check. The zero value is
-// LuhnFail, the default.
+// LuhnFail, the default. A plain value, safe for concurrent use.
 type LuhnRule uint8
 
 // Luhn rules.

@@ -330,3 +330,11 @@ func TestCheckToken(t *testing.T) {
 		t.Errorf("field not used: %v", err)
 	}
 }
+
+func TestValidationErrorRuleErrors(t *testing.T) {
+	err := Definition{Name: "ok", Mode: ModeFF1, KeepLeading: 4, KeyName: ""}.Validate()
+	got := card.RuleErrors(err)
+	if len(got) != 2 || got[0].Field != "keep_leading" || got[1].Field != "key" {
+		t.Errorf("RuleErrors = %v", got)
+	}
+}

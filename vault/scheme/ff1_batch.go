@@ -7,12 +7,14 @@ import (
 )
 
 // TokenResult is one item of TokenizeBatch: a token or the item's error.
+// A plain value, safe for concurrent reads.
 type TokenResult struct {
 	Token string
 	Err   error
 }
 
 // PANResult is one item of DetokenizeBatch: a PAN or the item's error.
+// A plain value, safe for concurrent reads.
 type PANResult struct {
 	PAN card.PAN
 	Err error
