@@ -93,7 +93,14 @@ func (t *FF1Tokenizer) Tokenize(p card.PAN) (string, error) {
 
 // Detokenize returns the PAN of tok. Errors: a *card.RuleError from
 // Scheme.CheckToken (field "token"), ErrNotToken when tok has the right shape
-// but cannot have come from this scheme and key version, or an fpe error.
+// but this scheme and key version cannot have produced it, or an fpe error.
+//
+// FF1 has no integrity check: ErrNotToken is returned only where the format
+// reveals it (a non-canonical luhn-fail digit, a result that is not a valid
+// PAN, a token equal to its PAN). A token made under another key version (or
+// key) usually decrypts to a wrong but valid-looking PAN, so the caller must
+// use the key version the token was made with; a vaultless token cannot
+// carry it.
 func (t *FF1Tokenizer) Detokenize(tok string) (card.PAN, error) {
 	if err := t.s.CheckToken(tok, ""); err != nil {
 		return card.PAN{}, err
