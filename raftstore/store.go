@@ -52,19 +52,21 @@ type Store struct {
 // Open starts a node: it opens (or creates) the data directory, binds the
 // listener and starts raft. A node with no state waits to be bootstrapped
 // (Bootstrap) or added by a cluster member (Join / RequestJoin).
-func Open(cfg Config) (s *Store, err error) {
-	c, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
+func Open(cfg Config) (*Store, error) {
+	c, cerr := cfg.withDefaults()
+	if cerr != nil {
+		return nil, cerr
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftstore: data dir: %w", err)
 	}
 	logger := c.Logger.With("node", c.NodeID)
-	s = &Store{cfg: c, logger: logger, hub: newWatchHub(), closed: make(chan struct{}), grpcDone: make(chan struct{})}
+	var err error
+	s := &Store{cfg: c, logger: logger, hub: newWatchHub(), closed: make(chan struct{}), grpcDone: make(chan struct{})}
 	var cleanup []func()
+	opened := false
 	defer func() {
-		if err != nil {
+		if !opened {
 			for i := len(cleanup) - 1; i >= 0; i-- {
 				cleanup[i]()
 			}
@@ -140,6 +142,7 @@ func Open(cfg Config) (s *Store, err error) {
 		_ = s.grpc.Serve(s.mux.fwdL)
 	}()
 	logger.Info("raftstore node started", "address", s.Addr(), "applied_index", s.fsm.applied.Load())
+	opened = true
 	return s, nil
 }
 
