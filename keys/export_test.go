@@ -76,3 +76,9 @@ func RetagForTest(ctx context.Context, h *HSM, wk *WrappedKey) error {
 
 // MasterKeyLabelForTest returns the label the HSM finds its master key by.
 func MasterKeyLabelForTest(h *HSM) string { return h.cfg.MasterKeyLabel }
+
+// P11ForTest returns the PKCS#11 interface the HSM uses, and SlotForTest its
+// token's slot, for raw sessions in tests (such as an SO changing the PIN).
+func P11ForTest(h *HSM) RawP11 { return h.p }
+
+func SlotForTest(h *HSM) uint { return h.token.Slot }

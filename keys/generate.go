@@ -30,6 +30,9 @@ func (h *HSM) GenerateKey(ctx context.Context, spec KeySpec) (*WrappedKey, error
 	if _, err := h.KeyInfo(spec.Ref()); err == nil {
 		return nil, fmt.Errorf("%w: %s", ErrKeyExists, spec.Ref())
 	}
+	if _, _, err := h.requireMasterKey(); err != nil {
+		return nil, fmt.Errorf("generate %s: %w", spec.Ref(), err)
+	}
 	var wk *WrappedKey
 	err := h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		var err error

@@ -121,7 +121,7 @@ func (h *HSM) Close() error {
 		h.closed.Store(true)
 		h.pool.close()
 		h.amu.Lock()
-		if _, err := h.p.GetSessionInfo(h.anchor); err == nil {
+		if info, err := h.p.GetSessionInfo(h.anchor); err == nil && info.Flags&pkcs11.CKF_RW_SESSION != 0 {
 			_ = h.p.CloseSession(h.anchor)
 		}
 		h.smu.Lock()
@@ -171,10 +171,10 @@ func (h *HSM) withSession(ctx context.Context, fn func(sh pkcs11.SessionHandle) 
 			h.pool.put(s)
 			return err
 		case classEvict:
-			h.pool.evict(s)
+			h.pool.evict(s, err)
 			return err
 		}
-		h.pool.evict(s)
+		h.pool.evict(s, err)
 		if attempt > 0 {
 			return fmt.Errorf("%w: after recovery: %w", ErrHSMUnavailable, err)
 		}
@@ -231,7 +231,9 @@ func (h *HSM) recoverLocked() error {
 	h.recoveries.Add(1)
 	newAnchor := false
 	info, err := h.p.GetSessionInfo(h.anchor)
-	if err != nil {
+	// Pool sessions are read-only: a read-only session under the anchor's
+	// handle means the anchor is gone and its number was reissued.
+	if err != nil || info.Flags&pkcs11.CKF_RW_SESSION == 0 {
 		sh, oerr := h.p.OpenSession(h.token.Slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 		if oerr != nil {
 			return fmt.Errorf("%w: token %q: reopen session: %w", ErrHSMUnavailable, h.token.Label, oerr)
@@ -252,11 +254,15 @@ func (h *HSM) recoverLocked() error {
 	if err := h.refreshMasterKeyLocked(); err != nil {
 		return err
 	}
+	if newAnchor {
+		// The anchor was gone, so were (as far as we can know) all
+		// sessions: forget them without touching their handles.
+		h.pool.discard()
+	}
 	h.restoreKeysLocked(newAnchor)
 	h.smu.Lock()
 	h.gen++
 	h.smu.Unlock()
-	h.pool.bump()
 	return nil
 }
 

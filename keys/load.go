@@ -78,7 +78,13 @@ func (h *HSM) load(wk *WrappedKey, blob []byte) (KeyInfo, error) {
 func (h *HSM) unwrapLocked(sh pkcs11.SessionHandle, wk *WrappedKey, prove bool) (pkcs11.ObjectHandle, error) {
 	mk, mkKCV, err := h.masterKey()
 	if err != nil {
-		return 0, err
+		// Perhaps loaded since by another HSM or process on this token.
+		if rerr := h.refreshMasterKeyLocked(); rerr != nil {
+			return 0, rerr
+		}
+		if mk, mkKCV, err = h.masterKey(); err != nil {
+			return 0, err
+		}
 	}
 	if wk.MasterKCV != mkKCV {
 		return 0, fmt.Errorf("%w: blob names master key %s, this hsm has %s", ErrMasterKeyMismatch, wk.MasterKCV, mkKCV)

@@ -88,11 +88,30 @@ func (h *HSM) masterKey() (pkcs11.ObjectHandle, KCV, error) {
 }
 
 // MasterKeyKCV reports whether the master key is present and, if so, its KCV.
+// If this HSM has not seen a master key yet it looks for one first, so a key
+// loaded meanwhile by another process or HSM on the same token is found.
 // Safe for concurrent use.
 func (h *HSM) MasterKeyKCV() (KCV, bool) {
-	h.smu.RLock()
-	defer h.smu.RUnlock()
-	return h.mkKCV, h.mkOK
+	_, kcv, err := h.requireMasterKey()
+	return kcv, err == nil
+}
+
+// requireMasterKey returns the master key, looking it up by label first if
+// none is known yet (it may have been loaded by another HSM or process).
+func (h *HSM) requireMasterKey() (pkcs11.ObjectHandle, KCV, error) {
+	if mk, kcv, err := h.masterKey(); err == nil {
+		return mk, kcv, nil
+	}
+	err := h.withAnchor(func(pkcs11.SessionHandle) error {
+		if _, _, err := h.masterKey(); err == nil {
+			return nil
+		}
+		return h.refreshMasterKeyLocked()
+	})
+	if err != nil {
+		return 0, KCV{}, err
+	}
+	return h.masterKey()
 }
 
 // GenerateComponents makes n (MinComponents..MaxComponents) master-key

@@ -15,19 +15,26 @@ import (
 //
 // At most size sessions are lent at once (sem holds one token per lent
 // session); idle sessions are kept for reuse. Sessions are opened lazily.
-// After a recovery the epoch is bumped: idle sessions from an older epoch
-// are checked with C_GetSessionInfo before reuse and dropped if dead.
-// A dead handle is never passed to C_CloseSession, since a library may have
-// reissued its number to a new session.
+//
+// A handle whose session is gone is never passed to the library again, not
+// even to C_CloseSession: a library may reissue the number to a new session
+// that another goroutine now uses. So a session that failed with a
+// session-gone error is dropped silently, and when a recovery finds the
+// anchor session gone too (all sessions closed), discard drops every idle
+// session and every lent one when it comes back. A session opened between
+// the loss and the discard is dropped alive: at most size sessions per loss
+// stay open until the library is finalised, the price of never touching a
+// possibly reissued handle.
 type pool struct {
 	p    p11
 	slot uint
 	sem  chan struct{}
 
-	mu     sync.Mutex
-	idle   []*session
-	epoch  uint64
-	closed bool
+	mu      sync.Mutex
+	idle    []*session
+	epoch   uint64 // sessions opened before a discard have an older epoch
+	closed  bool
+	dropped atomic.Uint64
 
 	opened, evicted, waits atomic.Uint64
 	waitNanos              atomic.Int64
@@ -64,21 +71,13 @@ func (pl *pool) get(ctx context.Context) (*session, error) {
 		<-pl.sem
 		return nil, ErrClosed
 	}
-	epoch := pl.epoch
 	var s *session
 	if n := len(pl.idle); n > 0 {
 		s = pl.idle[n-1]
 		pl.idle = pl.idle[:n-1]
 	}
+	epoch := pl.epoch
 	pl.mu.Unlock()
-	if s != nil && s.epoch != epoch {
-		if _, err := pl.p.GetSessionInfo(s.h); err != nil {
-			pl.evicted.Add(1)
-			s = nil
-		} else {
-			s.epoch = epoch
-		}
-	}
 	if s == nil {
 		h, err := pl.p.OpenSession(pl.slot, pkcs11.CKF_SERIAL_SESSION)
 		if err != nil {
@@ -91,33 +90,54 @@ func (pl *pool) get(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-// put returns a healthy session to the pool.
+// put returns a healthy session to the pool (or drops it if a discard
+// happened while it was lent).
 func (pl *pool) put(s *session) {
 	pl.mu.Lock()
-	if pl.closed {
+	switch {
+	case s.epoch != pl.epoch:
+		pl.mu.Unlock()
+		pl.dropped.Add(1)
+	case pl.closed:
 		pl.mu.Unlock()
 		_ = pl.p.CloseSession(s.h)
-	} else {
+	default:
 		pl.idle = append(pl.idle, s)
 		pl.mu.Unlock()
 	}
 	<-pl.sem
 }
 
-// evict discards a session that failed. It is closed only if it is still
-// alive (see the type comment).
-func (pl *pool) evict(s *session) {
+// evict discards a session that failed. If the failure says the session is
+// gone it is dropped without another call; otherwise it is closed.
+func (pl *pool) evict(s *session, err error) {
 	pl.evicted.Add(1)
-	if _, err := pl.p.GetSessionInfo(s.h); err == nil {
+	pl.mu.Lock()
+	current := s.epoch == pl.epoch
+	pl.mu.Unlock()
+	if current && !sessionGone(err) {
 		_ = pl.p.CloseSession(s.h)
 	}
 	<-pl.sem
 }
 
-// bump starts a new epoch after a recovery.
-func (pl *pool) bump() {
+// sessionGone reports whether err means the session no longer exists.
+func sessionGone(err error) bool {
+	switch ckr(err) {
+	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED,
+		pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_TOKEN_NOT_PRESENT:
+		return true
+	}
+	return false
+}
+
+// discard forgets every session opened so far: they were closed behind the
+// pool's back.
+func (pl *pool) discard() {
 	pl.mu.Lock()
 	pl.epoch++
+	pl.dropped.Add(uint64(len(pl.idle)))
+	pl.idle = nil
 	pl.mu.Unlock()
 }
 
@@ -133,14 +153,9 @@ func (pl *pool) close() {
 	pl.mu.Lock()
 	idle := pl.idle
 	pl.idle = nil
-	epoch := pl.epoch
 	pl.mu.Unlock()
 	for _, s := range idle {
-		if s.epoch == epoch {
-			_ = pl.p.CloseSession(s.h)
-		} else if _, err := pl.p.GetSessionInfo(s.h); err == nil {
-			_ = pl.p.CloseSession(s.h)
-		}
+		_ = pl.p.CloseSession(s.h)
 	}
 }
 
@@ -150,7 +165,8 @@ type PoolStats struct {
 	InUse    int           // sessions lent now
 	Idle     int           // open sessions waiting in the pool
 	Opened   uint64        // sessions opened since Open
-	Evicted  uint64        // sessions dropped after an error
+	Evicted  uint64        // sessions evicted after an error
+	Dropped  uint64        // sessions forgotten because they were closed behind the pool's back
 	Waits    uint64        // gets that had to wait for a free session
 	WaitTime time.Duration // total time spent waiting
 }
@@ -165,6 +181,7 @@ func (pl *pool) stats() PoolStats {
 		Idle:     idle,
 		Opened:   pl.opened.Load(),
 		Evicted:  pl.evicted.Load(),
+		Dropped:  pl.dropped.Load(),
 		Waits:    pl.waits.Load(),
 		WaitTime: time.Duration(pl.waitNanos.Load()),
 	}
