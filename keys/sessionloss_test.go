@@ -94,8 +94,8 @@ func TestSessionLossRecovers(t *testing.T) {
 		if st := b.Stats(); st.Recoveries != uint64(round) || st.Keys != len(replicatedTypes) {
 			t.Fatalf("round %d: stats %+v, want %d recoveries and %d keys", round, st, round, len(replicatedTypes))
 		}
-		if st := b.Stats(); st.Dropped == 0 {
-			t.Fatalf("round %d: no dead session was dropped: %+v", round, st)
+		if st := b.Stats(); st.Evicted+st.Dropped < uint64(round) {
+			t.Fatalf("round %d: dead sessions not evicted or dropped: %+v", round, st)
 		}
 		if kcv, ok := b.MasterKeyKCV(); !ok || kcv != set.MasterKCV {
 			t.Fatalf("round %d: master key %s %v", round, kcv, ok)

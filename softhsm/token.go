@@ -114,6 +114,12 @@ func (e *Env) deleteToken(t *Token) error {
 		return fmt.Errorf("softhsm: delete token %q: %w", t.Label, err)
 	}
 	delete(e.live, t.Serial)
+	return e.tidy()
+}
+
+// tidy removes a Temp directory that holds no token any more, once nothing
+// has the library initialised with it. e.mu held.
+func (e *Env) tidy() error {
 	if e.ephemeral && len(e.live) == 0 && !keys.ModuleInitialized(e.lib) {
 		if err := os.RemoveAll(e.root); err != nil {
 			return fmt.Errorf("softhsm: remove %s: %w", e.root, err)
@@ -146,5 +152,17 @@ func (e *Env) tokenPath(serial string) (string, error) {
 
 // Tokens lists the initialised tokens SoftHSM sees in this environment.
 func (e *Env) Tokens() ([]keys.TokenInfo, error) {
-	return keys.ListTokens(e.lib)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ephemeral {
+		// SoftHSM cannot initialise without its configuration file.
+		if err := e.materialise(); err != nil {
+			return nil, err
+		}
+	}
+	toks, err := keys.ListTokens(e.lib)
+	if terr := e.tidy(); err == nil {
+		err = terr
+	}
+	return toks, err
 }
