@@ -1,0 +1,293 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/panvault/panvault/keys/fpe"
+	"github.com/panvault/panvault/vault/card"
+	"github.com/panvault/panvault/vault/scheme"
+	"github.com/panvault/panvault/vault/vaultpb"
+)
+
+// FF1 coalescing limits. A coalescer takes whatever is queued when a worker
+// is free, up to maxCoalesce items, and runs it as one batch: nothing waits
+// for more work to arrive, so an idle vault adds no latency, and a busy one
+// pays the HSM's fixed per-batch cost (about ten calls) once per batch
+// instead of once per request.
+const (
+	maxCoalesce     = 256
+	coalesceQueue   = 4096
+	coalesceWorkers = 2
+)
+
+// ff1Key names one FF1 engine: a scheme under one key version.
+type ff1Key struct {
+	scheme  string
+	version uint32
+}
+
+// ff1Engine is the FF1 tokenizer of one scheme and key version, with the
+// coalescers that batch concurrent single requests.
+type ff1Engine struct {
+	tok *scheme.FF1Tokenizer
+	enc *coalescer[card.PAN, string]
+	dec *coalescer[string, card.PAN]
+}
+
+// ff1Registry builds FF1 engines on first use over the HSM's block cipher
+// and keeps them for the node's life. Safe for concurrent use.
+type ff1Registry struct {
+	n       *Node
+	mu      sync.Mutex
+	m       map[ff1Key]*ff1Engine
+	stopped bool
+}
+
+func newFF1Registry(n *Node) *ff1Registry {
+	return &ff1Registry{n: n, m: make(map[ff1Key]*ff1Engine)}
+}
+
+// engine returns the engine of e's key version for use (the latest version;
+// FF1 tokens do not carry their version, see docs/vault-design.md).
+func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, use keyUse) (*ff1Engine, error) {
+	kv, err := r.n.keyring.resolve(ctx, e.rec.GetKey(), 0, vaultpb.KeyPurpose_KEY_PURPOSE_FPE, use)
+	if err != nil {
+		return nil, err
+	}
+	k := ff1Key{scheme: e.name(), version: kv.ref.Version}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if eng := r.m[k]; eng != nil {
+		return eng, nil
+	}
+	if r.stopped {
+		return nil, ErrClosed
+	}
+	// The block cipher waits for HSM sessions under the node's context, not
+	// a request's: the FF1 caches values derived from it for its lifetime.
+	bc, err := r.n.hsm.BlockCipher(r.n.ctx, kv.ref)
+	if err != nil {
+		return nil, err
+	}
+	f, err := fpe.NewFF1(bc, 10)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := scheme.NewFF1Tokenizer(e.s, kv.ref.Version, f)
+	if err != nil {
+		return nil, err
+	}
+	eng := &ff1Engine{tok: tok}
+	eng.enc = newCoalescer(r.n, func(pans []card.PAN) ([]string, []error, error) {
+		rs, err := tok.TokenizeBatch(pans)
+		if err != nil {
+			return nil, nil, err
+		}
+		out, errs := make([]string, len(rs)), make([]error, len(rs))
+		for i, x := range rs {
+			out[i], errs[i] = x.Token, x.Err
+		}
+		return out, errs, nil
+	})
+	eng.dec = newCoalescer(r.n, func(toks []string) ([]card.PAN, []error, error) {
+		rs, err := tok.DetokenizeBatch(toks)
+		if err != nil {
+			return nil, nil, err
+		}
+		out, errs := make([]card.PAN, len(rs)), make([]error, len(rs))
+		for i, x := range rs {
+			out[i], errs[i] = x.PAN, x.Err
+		}
+		return out, errs, nil
+	})
+	r.m[k] = eng
+	return eng, nil
+}
+
+// stop refuses new engines. Called after the node's context is cancelled,
+// which ends every coalescer worker; taking the lock waits for an engine
+// being built, so no worker starts after Close waits for them.
+func (r *ff1Registry) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+}
+
+// tokenizeFF1 tokenizes items: a single item through the coalescer (so
+// concurrent single requests share HSM batches), several as one batch.
+func (n *Node) tokenizeFF1(ctx context.Context, e *schemeEntry, items []*tokItem) []tokResult {
+	res := make([]tokResult, len(items))
+	eng, err := n.ff1.engine(ctx, e, useEncrypt)
+	if err != nil {
+		for i := range res {
+			res[i].err = err
+		}
+		return res
+	}
+	version := eng.tok.KeyVersion()
+	set := func(i int, tok string, err error) {
+		if err != nil {
+			res[i].err = err
+			return
+		}
+		res[i].resp = tokenResponse(e, items[i].pan, tok, version, false, 0)
+	}
+	if len(items) == 1 {
+		tok, err := eng.enc.do(ctx, items[0].pan)
+		set(0, tok, err)
+		return res
+	}
+	pans := make([]card.PAN, len(items))
+	for i, it := range items {
+		pans[i] = it.pan
+	}
+	rs, err := eng.tok.TokenizeBatch(pans)
+	for i := range items {
+		if err != nil {
+			set(i, "", err)
+		} else {
+			set(i, rs[i].Token, rs[i].Err)
+		}
+	}
+	return res
+}
+
+// detokenizeFF1 detokenizes tokens[idx] into res.
+func (n *Node) detokenizeFF1(ctx context.Context, e *schemeEntry, tokens []string, idx []int, masked bool, res []detResult) {
+	eng, err := n.ff1.engine(ctx, e, useDecrypt)
+	if err != nil {
+		for _, i := range idx {
+			res[i].err = err
+		}
+		return
+	}
+	version := eng.tok.KeyVersion()
+	set := func(i int, pan card.PAN, err error) {
+		if err != nil {
+			res[i].err = err
+			return
+		}
+		res[i].resp = detokenizeResponse(e, pan, version, 0, masked)
+		pan.Wipe()
+	}
+	if len(idx) == 1 {
+		pan, err := eng.dec.do(ctx, tokens[idx[0]])
+		set(idx[0], pan, err)
+		return
+	}
+	batch := make([]string, len(idx))
+	for j, i := range idx {
+		batch[j] = tokens[i]
+	}
+	rs, err := eng.tok.DetokenizeBatch(batch)
+	for j, i := range idx {
+		if err != nil {
+			set(i, card.PAN{}, err)
+		} else {
+			set(i, rs[j].PAN, rs[j].Err)
+		}
+	}
+}
+
+// coalescer turns concurrent single calls into batches. Workers take the
+// first queued job, then everything else already queued (up to
+// maxCoalesce), run one batch and answer each job. Safe for concurrent use.
+type coalescer[In, Out any] struct {
+	n   *Node
+	q   chan *job[In, Out]
+	run func([]In) ([]Out, []error, error)
+}
+
+type job[In, Out any] struct {
+	in   In
+	out  Out
+	err  error
+	done chan struct{}
+}
+
+func newCoalescer[In, Out any](n *Node, run func([]In) ([]Out, []error, error)) *coalescer[In, Out] {
+	c := &coalescer[In, Out]{n: n, q: make(chan *job[In, Out], coalesceQueue), run: run}
+	for range coalesceWorkers {
+		n.wg.Add(1)
+		go c.work()
+	}
+	return c
+}
+
+// do queues in and waits for its result. The queue is bounded: when it is
+// full, do waits for room until ctx ends.
+func (c *coalescer[In, Out]) do(ctx context.Context, in In) (Out, error) {
+	j := &job[In, Out]{in: in, done: make(chan struct{})}
+	var zero Out
+	select {
+	case c.q <- j:
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-c.n.ctx.Done():
+		return zero, ErrClosed
+	}
+	select {
+	case <-j.done:
+		return j.out, j.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-c.n.ctx.Done():
+		return zero, ErrClosed
+	}
+}
+
+func (c *coalescer[In, Out]) work() {
+	defer c.n.wg.Done()
+	batch := make([]*job[In, Out], 0, maxCoalesce)
+	ins := make([]In, 0, maxCoalesce)
+	for {
+		batch, ins = batch[:0], ins[:0]
+		select {
+		case j := <-c.q:
+			batch = append(batch, j)
+		case <-c.n.ctx.Done():
+			return
+		}
+	gather:
+		for len(batch) < maxCoalesce {
+			select {
+			case j := <-c.q:
+				batch = append(batch, j)
+			default:
+				break gather
+			}
+		}
+		for _, j := range batch {
+			ins = append(ins, j.in)
+		}
+		outs, errs, err := c.safeRun(ins)
+		for i, j := range batch {
+			if err != nil {
+				j.err = err
+			} else {
+				j.out, j.err = outs[i], errs[i]
+			}
+			close(j.done)
+		}
+		clear(ins) // drop PANs held by the scratch slice
+	}
+}
+
+// safeRun runs one batch, turning a panic into an error for every job so
+// that no caller waits forever (the panic value is not kept: it could
+// hold input).
+func (c *coalescer[In, Out]) safeRun(ins []In) (outs []Out, errs []error, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.n.log.Error("ff1 batch panicked", "items", len(ins))
+			outs, errs, err = nil, nil, fmt.Errorf("ff1 batch failed")
+		}
+	}()
+	outs, errs, err = c.run(ins)
+	if err == nil && (len(outs) != len(ins) || len(errs) != len(ins)) {
+		err = fmt.Errorf("ff1 batch returned %d results for %d items", len(outs), len(ins))
+	}
+	return outs, errs, err
+}

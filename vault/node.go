@@ -1,0 +1,123 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/panvault/panvault/keys"
+	"github.com/panvault/panvault/raftstore"
+	"github.com/panvault/panvault/vault/pki"
+)
+
+// Config wires a Node to its HSM, its replicated store and its authorization
+// configuration. HSM, Store and Authorizer are required; the Node does not
+// own them (Close leaves them open: the caller closes the store, then the HSM).
+type Config struct {
+	// NodeID names the node in logs; defaults to the store's id.
+	NodeID string
+	// HSM holds this node's master key; every working key is loaded into it.
+	HSM *keys.HSM
+	// Store is this node's raftstore member.
+	Store *raftstore.Store
+	// Authorizer maps certificate identities to roles (gRPC edge).
+	Authorizer *pki.Authorizer
+	// Logger receives the node's logs; nil means slog.Default(). Logs never
+	// contain a PAN (masked forms only), a token in clear or key material.
+	Logger *slog.Logger
+	// Now is the clock for token creation and expiry; nil means time.Now.
+	// Tests inject a clock to test TTL expiry.
+	Now func() time.Time
+}
+
+// Node is the vault on one cluster member: schemes, keys and tokens over the
+// replicated store, every secret operation in the local HSM. Any node serves
+// every request; writes are forwarded to the Raft leader by raftstore.
+//
+// A Node is safe for concurrent use. Close stops its background work.
+type Node struct {
+	id    string
+	hsm   *keys.HSM
+	store *raftstore.Store
+	authz *pki.Authorizer
+	log   *slog.Logger
+	now   func() time.Time
+
+	keyring *keyring
+	schemes *schemeCache
+	ff1     *ff1Registry
+
+	// ctx lives as long as the node; background work and the FF1 block
+	// ciphers (which wait on HSM sessions) use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+}
+
+// New starts a vault node: it subscribes to the replicated key bucket, loads
+// every key version found in the local state into the HSM, and keeps loading
+// new ones as they replicate. It returns once the keys of the local state
+// are loaded (a key that fails to load, for example because it was wrapped
+// under another master key, is logged and reported per request; it does not
+// fail New).
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.HSM == nil || cfg.Store == nil || cfg.Authorizer == nil {
+		return nil, fmt.Errorf("%w: HSM, Store and Authorizer are required", ErrInvalidConfig)
+	}
+	n := &Node{
+		id:    cfg.NodeID,
+		hsm:   cfg.HSM,
+		store: cfg.Store,
+		authz: cfg.Authorizer,
+		log:   cfg.Logger,
+		now:   cfg.Now,
+	}
+	if n.id == "" {
+		n.id = cfg.Store.ID()
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	n.log = n.log.With("node", n.id)
+	if n.now == nil {
+		n.now = time.Now
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.schemes = newSchemeCache(n)
+	n.ff1 = newFF1Registry(n)
+	n.keyring = newKeyring(n)
+	if err := n.keyring.start(ctx); err != nil {
+		n.cancel()
+		n.wg.Wait()
+		return nil, err
+	}
+	if _, ok := n.hsm.MasterKeyKCV(); !ok {
+		n.log.Error("hsm has no master key: no working key can be loaded until one is", "token", n.hsm.Token().Label)
+	}
+	return n, nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.id }
+
+// Store returns the node's raftstore member.
+func (n *Node) Store() *raftstore.Store { return n.store }
+
+// Close stops the key loader and the FF1 batchers. Requests in flight may
+// fail with ErrClosed. It does not close the store or the HSM. Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.keyring.stop()
+		n.ff1.stop()
+		n.wg.Wait()
+	})
+	return nil
+}
+
+// closed reports whether Close was called.
+func (n *Node) closed() bool { return n.ctx.Err() != nil }
