@@ -61,6 +61,7 @@ func (c *Component) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String
 // ComponentSet is the output of a component generation ceremony: the
 // components, each for one custodian, and the KCV of the master key they
 // combine into, to be recorded and checked when the key is loaded.
+// Like Component, it is not safe for concurrent use.
 type ComponentSet struct {
 	Components []*Component
 	MasterKCV  KCV

@@ -13,7 +13,8 @@ const DefaultMasterKeyLabel = "panvault-master-key"
 const MaxPoolSize = 1024
 
 // Config says which token to open and how. The zero value is not usable:
-// Lib, TokenLabel and PIN are required.
+// Lib, TokenLabel and PIN are required. A plain value: safe to copy and to
+// read concurrently.
 type Config struct {
 	// Lib is the path of the PKCS#11 library (for SoftHSM see package softhsm).
 	Lib string

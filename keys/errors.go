@@ -67,7 +67,7 @@ var (
 
 // ComponentError reports which master-key component failed its own KCV
 // check. Index is 1-based, as custodians number their components.
-// It wraps ErrKCVMismatch.
+// It wraps ErrKCVMismatch. A plain value, safe for concurrent use.
 type ComponentError struct {
 	Index     int
 	Got, Want KCV

@@ -82,3 +82,19 @@ func MasterKeyLabelForTest(h *HSM) string { return h.cfg.MasterKeyLabel }
 func P11ForTest(h *HSM) RawP11 { return h.p }
 
 func SlotForTest(h *HSM) uint { return h.token.Slot }
+
+// DedicatedForTest lends one pooled session for as long as the caller wants
+// (until release), with the handle of ref: for raw PKCS#11 benchmarks that
+// bypass the pool.
+func DedicatedForTest(ctx context.Context, h *HSM, ref KeyRef) (p RawP11, sh pkcs11.SessionHandle, key pkcs11.ObjectHandle, release func(), err error) {
+	s, err := h.pool.get(ctx)
+	if err != nil {
+		return nil, 0, 0, nil, err
+	}
+	key, _, err = h.keyHandle(ref, KeyAES256GCM, KeyAES256FF1, KeyHMACSHA256, KeyECDSAP256, KeyECDSAP384, KeyRSA3072PSS)
+	if err != nil {
+		h.pool.put(s)
+		return nil, 0, 0, nil, err
+	}
+	return h.p, s.h, key, func() { h.pool.put(s) }, nil
+}

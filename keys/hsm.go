@@ -267,6 +267,7 @@ func (h *HSM) recoverLocked() error {
 }
 
 // Stats is a snapshot of an HSM's session pool and recoveries, for metrics.
+// A plain value, safe for concurrent use.
 type Stats struct {
 	PoolStats
 	Recoveries uint64 // session-loss recoveries attempted since Open

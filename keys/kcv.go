@@ -10,7 +10,8 @@ import (
 
 // KCV is a key check value: the first 3 bytes of AES-CMAC over one zero
 // block, computed inside the HSM. It identifies a key without revealing it
-// and is printed as 6 upper-case hex digits. KCVs may be logged.
+// and is printed as 6 upper-case hex digits. KCVs may be logged. A plain
+// value, safe for concurrent use.
 type KCV [3]byte
 
 // String returns the 6 hex digits.

@@ -7,7 +7,8 @@ import (
 )
 
 // KeyType says what a working key is and what it may do. The numbers are
-// part of the wrapped-key format: never reuse or renumber them.
+// part of the wrapped-key format: never reuse or renumber them. A plain
+// value, safe for concurrent use.
 type KeyType uint8
 
 const (
@@ -70,7 +71,8 @@ func (t KeyType) IsPair() bool {
 	return false
 }
 
-// KeyRef names one version of a working key.
+// KeyRef names one version of a working key. A plain value, safe for
+// concurrent use.
 type KeyRef struct {
 	ID      string
 	Version uint32
@@ -78,7 +80,7 @@ type KeyRef struct {
 
 func (r KeyRef) String() string { return r.ID + "/v" + strconv.FormatUint(uint64(r.Version), 10) }
 
-// KeySpec asks GenerateKey for a key.
+// KeySpec asks GenerateKey for a key. A plain value, safe for concurrent use.
 type KeySpec struct {
 	ID      string
 	Version uint32
@@ -88,7 +90,8 @@ type KeySpec struct {
 // Ref returns the spec's KeyRef.
 func (s KeySpec) Ref() KeyRef { return KeyRef{ID: s.ID, Version: s.Version} }
 
-// KeyInfo describes a loaded working key. It holds no secret.
+// KeyInfo describes a loaded working key. It holds no secret. Treat it as
+// read-only; so treated it is safe for concurrent use.
 type KeyInfo struct {
 	Ref       KeyRef
 	Type      KeyType

@@ -159,7 +159,8 @@ func (pl *pool) close() {
 	}
 }
 
-// PoolStats is a snapshot of an HSM's session pool, for metrics.
+// PoolStats is a snapshot of an HSM's session pool, for metrics. A plain
+// value, safe for concurrent use.
 type PoolStats struct {
 	Size     int           // maximum sessions lent at once
 	InUse    int           // sessions lent now

@@ -7,7 +7,8 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// TokenInfo describes an initialised token.
+// TokenInfo describes an initialised token. A plain value, safe for
+// concurrent use.
 type TokenInfo struct {
 	Label  string
 	Serial string
