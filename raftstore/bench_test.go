@@ -83,7 +83,7 @@ func BenchmarkPropose(b *testing.B) {
 // countFSM is the in-memory FSM of the raw-raft baseline.
 type countFSM struct{ n atomic.Uint64 }
 
-func (f *countFSM) Apply(*raft.Log) interface{}          { return f.n.Add(1) }
+func (f *countFSM) Apply(*raft.Log) interface{}         { return f.n.Add(1) }
 func (f *countFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("not supported") }
 func (f *countFSM) Restore(io.ReadCloser) error         { return nil }
 

@@ -64,6 +64,7 @@ type committer struct {
 	sealed bool
 
 	runDone    chan struct{}
+	raftDown   chan struct{} // closed by Store.Shutdown once raft has stopped
 	deliverers sync.WaitGroup
 
 	entries   atomic.Uint64 // raft entries this node appended as leader
@@ -72,11 +73,12 @@ type committer struct {
 
 func newCommitter(s *Store) *committer {
 	c := &committer{
-		s:       s,
-		queue:   make(chan *proposal, s.cfg.QueueSize),
-		slots:   make(chan struct{}, s.cfg.MaxInflightBatches),
-		stop:    make(chan struct{}),
-		runDone: make(chan struct{}),
+		s:        s,
+		queue:    make(chan *proposal, s.cfg.QueueSize),
+		slots:    make(chan struct{}, s.cfg.MaxInflightBatches),
+		stop:     make(chan struct{}),
+		runDone:  make(chan struct{}),
+		raftDown: make(chan struct{}),
 	}
 	go c.run()
 	return c
@@ -265,7 +267,7 @@ func (c *committer) applyLocal(ctx context.Context, ps []*proposal) []*proposal 
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
 	f := c.s.raft.Apply(data, timeout)
-	err = f.Error()
+	err = c.waitApply(f)
 	switch {
 	case err == nil:
 	case errors.Is(err, raft.ErrNotLeader):
@@ -294,6 +296,27 @@ func (c *committer) applyLocal(ctx context.Context, ps []*proposal) []*proposal 
 		finishAll(ps, nil, fmt.Errorf("%w: unexpected apply response %T", ErrUnknownOutcome, r))
 	}
 	return nil
+}
+
+// waitApply waits for an apply future. A future still buffered in raft's
+// apply channel when raft shuts down is never answered, so once raft is
+// down an unanswered future counts as ErrRaftShutdown (outcome unknown).
+// The goroutine blocked on such a future is abandoned; that only happens
+// at shutdown.
+func (c *committer) waitApply(f raft.ApplyFuture) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-c.raftDown:
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(100 * time.Millisecond):
+			return raft.ErrRaftShutdown
+		}
+	}
 }
 
 // forward sends ps to the leader in one RPC. It returns the proposals the

@@ -118,13 +118,13 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, error) {
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = max(time.Until(dl), time.Millisecond)
 		}
-		if err := s.raft.Barrier(timeout).Error(); err != nil {
+		if err := waitFuture(ctx, s.raft.Barrier(timeout)); err != nil {
 			return 0, fmt.Errorf("raftstore: read barrier: %w", err)
 		}
 		s.barrierTerm.Store(term)
 	}
 	idx := s.raft.CommitIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
+	if err := waitFuture(ctx, s.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("raftstore: verify leader: %w", err)
 	}
 	return idx, nil

@@ -198,6 +198,7 @@ func (s *Store) Shutdown() error {
 		if err := s.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 		}
+		close(s.commit.raftDown)
 		s.peers.close()
 		s.commit.deliverers.Wait()
 		s.grpc.Stop()
