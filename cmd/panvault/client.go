@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/panvault/panvault/vault/pki"
+)
+
+// Environment variables read by client and admin commands.
+const (
+	envAddr   = "PANVAULT_ADDR"
+	envCACert = "PANVAULT_CACERT"
+	envCert   = "PANVAULT_CERT"
+	envKey    = "PANVAULT_KEY"
+)
+
+// clientFlags are the connection and output flags shared by every client command.
+type clientFlags struct {
+	addr, cacert, cert, key string
+	output                  string
+	timeout                 time.Duration
+}
+
+func (f *clientFlags) register(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.addr, "addr", "", "node address host:port, comma-separated for fail-over (default $"+envAddr+")")
+	pf.StringVar(&f.cacert, "cacert", "", "CA certificate file (default $"+envCACert+")")
+	pf.StringVar(&f.cert, "cert", "", "client certificate file (default $"+envCert+")")
+	pf.StringVar(&f.key, "key", "", "client private key file (default $"+envKey+")")
+	pf.StringVarP(&f.output, "output", "o", "text", `output format: "text" or "json"`)
+	pf.DurationVar(&f.timeout, "timeout", 60*time.Second, "overall deadline of a client command, retries included")
+}
+
+func (f *clientFlags) json() bool { return f.output == "json" }
+
+func (f *clientFlags) checkOutput() error {
+	if f.output != "text" && f.output != "json" {
+		return &usageError{fmt.Errorf(`--output: want "text" or "json", not %q`, f.output)}
+	}
+	return nil
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// connect resolves flags and environment into a client of the cluster.
+func (f *clientFlags) connect() (*cluster, error) {
+	if err := f.checkOutput(); err != nil {
+		return nil, err
+	}
+	addr := firstNonEmpty(f.addr, os.Getenv(envAddr))
+	ca := firstNonEmpty(f.cacert, os.Getenv(envCACert))
+	cert := firstNonEmpty(f.cert, os.Getenv(envCert))
+	key := firstNonEmpty(f.key, os.Getenv(envKey))
+	for _, m := range []struct{ flag, env, val string }{
+		{"--addr", envAddr, addr}, {"--cacert", envCACert, ca}, {"--cert", envCert, cert}, {"--key", envKey, key},
+	} {
+		if m.val == "" {
+			return nil, &usageError{fmt.Errorf("no %s: set %s or pass %s (`panvault dev` writes DIR/client.env)", m.flag, m.env, m.flag)}
+		}
+	}
+	tlsConf, err := pki.LoadClientTLS(cert, key, ca)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, &usageError{fmt.Errorf("%s is empty", envAddr)}
+	}
+	c := &cluster{addrs: addrs, conns: make([]*grpc.ClientConn, len(addrs))}
+	creds := credentials.NewTLS(tlsConf)
+	for i, a := range addrs {
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("address %q: %w", a, err)
+		}
+		c.conns[i] = cc
+	}
+	return c, nil
+}
+
+// cluster is a client of one or more nodes with fail-over: a call that fails
+// with UNAVAILABLE is retried on the next address. Not safe for concurrent use.
+type cluster struct {
+	addrs []string
+	conns []*grpc.ClientConn
+	cur   int
+}
+
+// Close closes every connection.
+func (c *cluster) Close() {
+	for _, cc := range c.conns {
+		if cc != nil {
+			cc.Close()
+		}
+	}
+}
+
+// retryPolicy says which status codes a call may be retried on. UNAVAILABLE
+// is always retried (the request did not reach a node that could act on it,
+// or the node says retrying is safe); DEADLINE_EXCEEDED only for requests that
+// carry an idempotency key.
+type retryPolicy struct{ deadlineExceeded bool }
+
+// perAttempt bounds one RPC attempt inside the command's overall deadline.
+const perAttempt = 15 * time.Second
+
+// call runs fn against the current node, moving to the next node and backing
+// off while it fails with a retryable code, until ctx ends.
+func (c *cluster) call(ctx context.Context, rp retryPolicy, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, perAttempt)
+		err := fn(actx, c.conns[c.cur])
+		cancel()
+		if err == nil {
+			return nil
+		}
+		code := status.Code(err)
+		retry := code == codes.Unavailable || (rp.deadlineExceeded && code == codes.DeadlineExceeded && ctx.Err() == nil)
+		if !retry {
+			return err
+		}
+		c.cur = (c.cur + 1) % len(c.conns)
+		if c.cur == 0 || len(c.conns) == 1 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// codeName returns a gRPC code as its canonical upper-snake name (INVALID_ARGUMENT).
+func codeName(c codes.Code) string {
+	s := c.String()
+	if c == codes.OK {
+		return "OK"
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+// errorJSON is how errors appear in --output json.
+type errorJSON struct {
+	Code            string          `json:"code"`
+	Message         string          `json:"message"`
+	Reason          string          `json:"reason,omitempty"`
+	FieldViolations []violationJSON `json:"field_violations,omitempty"`
+}
+
+type violationJSON struct {
+	Field       string `json:"field"`
+	Description string `json:"description"`
+}
+
+// describeError turns an error into its code and message. gRPC errors keep
+// their code; messages from the server never contain PANs.
+func describeError(err error) errorJSON {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		out := errorJSON{Code: codeName(st.Code()), Message: st.Message()}
+		out.FieldViolations, out.Reason = statusDetails(st)
+		return out
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return errorJSON{Code: "USAGE", Message: err.Error()}
+	}
+	return errorJSON{Code: "ERROR", Message: err.Error()}
+}
+
+func (e errorJSON) String() string {
+	var b strings.Builder
+	b.WriteString(e.Code)
+	b.WriteString(": ")
+	b.WriteString(e.Message)
+	if e.Reason != "" {
+		fmt.Fprintf(&b, " (%s)", e.Reason)
+	}
+	for _, v := range e.FieldViolations {
+		fmt.Fprintf(&b, "; %s: %s", v.Field, v.Description)
+	}
+	return b.String()
+}
+
+// reportError prints a command's error: "panvault: CODE: message" on stderr,
+// and with --output json also {"error": {...}} on stdout.
+func reportError(io *stdio, root *cobra.Command, err error) {
+	d := describeError(err)
+	if out, ferr := root.PersistentFlags().GetString("output"); ferr == nil && out == "json" {
+		_ = writeJSON(io.out, map[string]any{"error": d})
+	}
+	if d.Code == "ERROR" || d.Code == "USAGE" {
+		fmt.Fprintf(io.err, "panvault: %s\n", d.Message)
+		return
+	}
+	fmt.Fprintf(io.err, "panvault: %s\n", d)
+}

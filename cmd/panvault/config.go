@@ -1,0 +1,266 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// serverConfig is the strict configuration file of `panvault server` (also
+// read by `panvault mk`, which uses its [hsm] section). Unknown keys are
+// rejected and every error names the offending key, so a typo in a production
+// config stops the node at start instead of being ignored.
+//
+// A serverConfig is a plain value: not safe for concurrent mutation.
+type serverConfig struct {
+	NodeID  string `toml:"node_id"`
+	DataDir string `toml:"data_dir"`
+	// APIAddr is the gRPC listen address for clients and admins.
+	APIAddr string `toml:"api_addr"`
+	// RaftAddr carries Raft traffic and proposal forwarding between nodes (mTLS).
+	RaftAddr string `toml:"raft_addr"`
+	// RaftAdvertiseAddr is the Raft address peers dial; defaults to RaftAddr.
+	RaftAdvertiseAddr string `toml:"raft_advertise_addr"`
+	// Bootstrap makes this node form a new single-node cluster when it has no state.
+	Bootstrap bool `toml:"bootstrap"`
+	// Join lists Raft addresses of existing members; a node without state asks
+	// them, in order, to add it (raftstore.RequestJoin) until one accepts.
+	Join []string `toml:"join"`
+	// JoinTimeout bounds how long a new node keeps asking to join.
+	JoinTimeout duration `toml:"join_timeout"`
+	// ShutdownTimeout bounds the graceful stop after SIGINT/SIGTERM.
+	ShutdownTimeout duration `toml:"shutdown_timeout"`
+
+	HSM   hsmConfig   `toml:"hsm"`
+	TLS   tlsConfig   `toml:"tls"`
+	Authz authzConfig `toml:"authz"`
+	Raft  raftConfig  `toml:"raft"`
+	Log   logConfig   `toml:"log"`
+}
+
+type hsmConfig struct {
+	Lib        string `toml:"lib"`
+	TokenLabel string `toml:"token_label"`
+	// PINFile holds the user PIN; the PIN itself never appears in the config or logs.
+	PINFile  string `toml:"pin_file"`
+	PoolSize int    `toml:"pool_size"`
+	// MasterKeyLabel names the master key object inside the token.
+	MasterKeyLabel string `toml:"master_key_label"`
+}
+
+type tlsConfig struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	CAFile   string `toml:"ca_file"`
+}
+
+type authzConfig struct {
+	// Admins and Clients list certificate identities (URI SAN, else CN).
+	Admins  []string `toml:"admins"`
+	Clients []string `toml:"clients"`
+	// Nodes lists identities of cluster members allowed to call node-to-node methods.
+	Nodes []string `toml:"nodes"`
+}
+
+// raftConfig tunes raftstore; zero values keep raftstore's defaults.
+type raftConfig struct {
+	// SnapshotThreshold: log entries since the last snapshot before a new one.
+	SnapshotThreshold uint64 `toml:"snapshot_threshold"`
+	// SnapshotInterval: how often raft checks whether to snapshot.
+	SnapshotInterval duration `toml:"snapshot_interval"`
+	// TrailingLogs: entries kept after a snapshot for slow followers.
+	TrailingLogs     uint64   `toml:"trailing_logs"`
+	HeartbeatTimeout duration `toml:"heartbeat_timeout"`
+	ElectionTimeout  duration `toml:"election_timeout"`
+	ApplyTimeout     duration `toml:"apply_timeout"`
+}
+
+type logConfig struct {
+	// Format is "json" (default) or "text".
+	Format string `toml:"format"`
+	// Level is "debug", "info" (default), "warn" or "error".
+	Level string `toml:"level"`
+}
+
+// duration is a time.Duration written as a Go duration string ("1m30s").
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"30s\"")
+	}
+	if v < 0 {
+		return fmt.Errorf("must not be negative")
+	}
+	d.Duration = v
+	return nil
+}
+
+// errConfig marks every configuration error.
+var errConfig = errors.New("config")
+
+// configError names the key that failed.
+type configError struct {
+	Key    string
+	Reason string
+}
+
+func (e *configError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Reason) }
+
+// Unwrap lets callers test errors.Is(err, errConfig).
+func (e *configError) Unwrap() error { return errConfig }
+
+// loadServerConfig reads and validates path strictly.
+func loadServerConfig(path string) (*serverConfig, error) {
+	c, err := decodeConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadHSMConfig reads path strictly but validates only its [hsm] section, for
+// the master-key commands that run before a node is fully configured.
+func loadHSMConfig(path string) (*serverConfig, error) {
+	c, err := decodeConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validateHSM(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func decodeConfig(path string) (*serverConfig, error) {
+	var c serverConfig
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("%w %s: line %d: %s", errConfig, path, perr.Position.Line, perr.Message)
+		}
+		return nil, fmt.Errorf("%w %s: %w", errConfig, path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, &configError{Key: strings.Join(keys, ", "), Reason: "unknown key"}
+	}
+	return &c, nil
+}
+
+func (c *serverConfig) validateHSM() error {
+	for _, r := range []struct{ key, val string }{
+		{"hsm.lib", c.HSM.Lib}, {"hsm.token_label", c.HSM.TokenLabel}, {"hsm.pin_file", c.HSM.PINFile},
+	} {
+		if strings.TrimSpace(r.val) == "" {
+			return &configError{Key: r.key, Reason: "required"}
+		}
+	}
+	if c.HSM.PoolSize < 0 || c.HSM.PoolSize > 256 {
+		return &configError{Key: "hsm.pool_size", Reason: "must be between 0 (default) and 256"}
+	}
+	return nil
+}
+
+func (c *serverConfig) validate() error {
+	req := []struct{ key, val string }{
+		{"node_id", c.NodeID}, {"data_dir", c.DataDir}, {"api_addr", c.APIAddr}, {"raft_addr", c.RaftAddr},
+		{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}, {"tls.ca_file", c.TLS.CAFile},
+	}
+	for _, r := range req {
+		if strings.TrimSpace(r.val) == "" {
+			return &configError{Key: r.key, Reason: "required"}
+		}
+	}
+	if err := c.validateHSM(); err != nil {
+		return err
+	}
+	addrs := []struct{ key, val string }{{"api_addr", c.APIAddr}, {"raft_addr", c.RaftAddr}}
+	if c.RaftAdvertiseAddr != "" {
+		addrs = append(addrs, struct{ key, val string }{"raft_advertise_addr", c.RaftAdvertiseAddr})
+	}
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a.val); err != nil {
+			return &configError{Key: a.key, Reason: "want host:port"}
+		}
+	}
+	for i, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return &configError{Key: fmt.Sprintf("join[%d]", i), Reason: "want host:port"}
+		}
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		return &configError{Key: "bootstrap", Reason: "cannot be combined with join"}
+	}
+	if len(c.Authz.Admins)+len(c.Authz.Clients) == 0 {
+		return &configError{Key: "authz", Reason: "no admin or client identity configured: every request would be denied"}
+	}
+	switch c.Log.Format {
+	case "", "json", "text":
+	default:
+		return &configError{Key: "log.format", Reason: `want "json" or "text"`}
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return &configError{Key: "log.level", Reason: `want "debug", "info", "warn" or "error"`}
+	}
+	if v := c.Raft.SnapshotInterval.Duration; v != 0 && v < 100*time.Millisecond {
+		return &configError{Key: "raft.snapshot_interval", Reason: "must be at least 100ms"}
+	}
+	if v := c.Raft.HeartbeatTimeout.Duration; v != 0 && v < 5*time.Millisecond {
+		return &configError{Key: "raft.heartbeat_timeout", Reason: "must be at least 5ms"}
+	}
+	if v := c.Raft.ElectionTimeout.Duration; v != 0 && v < 5*time.Millisecond {
+		return &configError{Key: "raft.election_timeout", Reason: "must be at least 5ms"}
+	}
+	return nil
+}
+
+// joinTimeout returns the configured join timeout or its default.
+func (c *serverConfig) joinTimeout() time.Duration {
+	if c.JoinTimeout.Duration > 0 {
+		return c.JoinTimeout.Duration
+	}
+	return 2 * time.Minute
+}
+
+// shutdownTimeout returns the configured graceful-stop bound or its default.
+func (c *serverConfig) shutdownTimeout() time.Duration {
+	if c.ShutdownTimeout.Duration > 0 {
+		return c.ShutdownTimeout.Duration
+	}
+	return 15 * time.Second
+}
+
+// readPIN reads the HSM PIN from its file, trimming one trailing newline.
+// The file must not be readable by group or others.
+func readPIN(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", &configError{Key: "hsm.pin_file", Reason: err.Error()}
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", &configError{Key: "hsm.pin_file", Reason: fmt.Sprintf("permissions %v: must not be accessible by group or others", st.Mode().Perm())}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", &configError{Key: "hsm.pin_file", Reason: err.Error()}
+	}
+	pin := strings.TrimRight(string(b), "\r\n")
+	if pin == "" {
+		return "", &configError{Key: "hsm.pin_file", Reason: "empty"}
+	}
+	return pin, nil
+}

@@ -1,0 +1,120 @@
+// Command panvault is the panvault binary: the vault server, the local dev
+// cluster, client and admin commands, and the master-key ceremony tools.
+//
+// It holds wiring and flags only; the logic lives in the packages it calls.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// stdio carries the process's streams so that commands can be run in tests.
+type stdio struct {
+	in  io.Reader
+	out io.Writer
+	err io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	stop()
+	os.Exit(code)
+}
+
+// exitError carries an exit status. A nil err means the command already
+// reported what failed (for example failed batch items) and only the status
+// remains to be set.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// errItemsFailed is returned when some items of a batch failed (each already reported).
+var errItemsFailed = &exitError{code: 1}
+
+// usageError marks a command-line mistake (exit status 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, args []string, io *stdio) int {
+	root := newRootCmd(io)
+	root.SetArgs(args)
+	root.SetIn(io.in)
+	root.SetOut(io.out)
+	root.SetErr(io.err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ex *exitError
+	if errors.As(err, &ex) && ex.err == nil {
+		return ex.code
+	}
+	reportError(io, root, err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	if ex != nil {
+		return ex.code
+	}
+	return 1
+}
+
+func newRootCmd(io *stdio) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "panvault",
+		Short: "panvault: card-data tokenization vault",
+		Long: `panvault turns card numbers (PANs) into tokens and back, signs payment
+messages with HSM keys, and replicates its state across a Raft cluster.
+
+Client and admin commands reach a node over mTLS using these variables (or the
+matching flags):
+  PANVAULT_ADDR    host:port of a node; a comma-separated list fails over
+  PANVAULT_CACERT  CA certificate (PEM) that signed the nodes' certificates
+  PANVAULT_CERT    this client's certificate (PEM)
+  PANVAULT_KEY     this client's private key (PEM)
+"panvault dev" writes them to DIR/client.env and DIR/admin.env.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	cf := &clientFlags{}
+	cf.register(root)
+	root.AddCommand(
+		newServerCmd(io),
+		newDevCmd(io),
+		newTokenizeCmd(io, cf),
+		newDetokenizeCmd(io, cf),
+		newDeleteTokenCmd(io, cf),
+		newSignCmd(io, cf),
+		newVerifyCmd(io, cf),
+		newSchemeCmd(io, cf),
+		newKeyCmd(io, cf),
+		newClusterCmd(io, cf),
+		newMKCmd(io, cf),
+		newDevtoolCmd(io),
+	)
+	return root
+}

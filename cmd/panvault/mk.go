@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/panvault/panvault/keys"
+)
+
+func newMKCmd(io *stdio, cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mk",
+		Short: "Master-key ceremonies: make components, load the master key, show its status",
+		Long: `The master key (MK) protects every working key: they are wrapped under it and
+replicated wrapped. It is the XOR of N custodian components, so no single
+person knows it. "mk components" makes the components from the HSM's RNG, one
+file each with its key check value (KCV); "mk load" loads them into a node's
+token, checking each component's KCV and the MK's KCV at the end.
+
+These commands use the [hsm] section of a server configuration file.`,
+	}
+	var cfgPath, outDir string
+	var count int
+	comps := &cobra.Command{
+		Use:   "components --config FILE --count N --out DIR",
+		Short: "Generate N master-key components from the HSM RNG (one file each, mode 0600)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runMKComponents(c.Context(), io, cfgPath, count, outDir, cf.json())
+		},
+	}
+	comps.Flags().StringVar(&cfgPath, "config", "", "server configuration file (its [hsm] section is used)")
+	comps.Flags().IntVar(&count, "count", 3, fmt.Sprintf("number of components (%d to %d)", keys.MinComponents, keys.MaxComponents))
+	comps.Flags().StringVar(&outDir, "out", "", "directory for the component files (created 0700; files are never overwritten)")
+	_ = comps.MarkFlagRequired("config")
+	_ = comps.MarkFlagRequired("out")
+
+	var loadCfg, masterKCV string
+	var files []string
+	load := &cobra.Command{
+		Use:   "load --config FILE --component FILE...",
+		Short: "Load the master key into the node's token from all its components",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runMKLoad(c.Context(), io, loadCfg, files, masterKCV, cf.json())
+		},
+	}
+	load.Flags().StringVar(&loadCfg, "config", "", "server configuration file (its [hsm] section is used)")
+	load.Flags().StringArrayVar(&files, "component", nil, "component file (repeat for every component)")
+	load.Flags().StringVar(&masterKCV, "master-kcv", "", "expected master key KCV (default: as recorded in the component files)")
+	_ = load.MarkFlagRequired("config")
+	_ = load.MarkFlagRequired("component")
+
+	var stCfg string
+	status := &cobra.Command{
+		Use:   "status --config FILE",
+		Short: "Show whether the node's token holds the master key, and its KCV",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runMKStatus(c.Context(), io, stCfg, cf.json())
+		},
+	}
+	status.Flags().StringVar(&stCfg, "config", "", "server configuration file (its [hsm] section is used)")
+	_ = status.MarkFlagRequired("config")
+
+	cmd.AddCommand(comps, load, status)
+	return cmd
+}
+
+func openHSMFromConfig(ctx context.Context, path string) (*keys.HSM, *serverConfig, error) {
+	cfg, err := loadHSMConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	hsm, err := openHSM(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return hsm, cfg, nil
+}
+
+type componentJSON struct {
+	Index int    `json:"index"`
+	File  string `json:"file"`
+	KCV   string `json:"kcv"`
+}
+
+func runMKComponents(ctx context.Context, io *stdio, cfgPath string, count int, outDir string, asJSON bool) error {
+	if count < keys.MinComponents || count > keys.MaxComponents {
+		return &usageError{fmt.Errorf("--count must be from %d to %d", keys.MinComponents, keys.MaxComponents)}
+	}
+	paths := make([]string, count)
+	for i := range paths {
+		paths[i] = filepath.Join(outDir, fmt.Sprintf("component-%d.txt", i+1))
+		if _, err := os.Lstat(paths[i]); err == nil {
+			return fmt.Errorf("%s exists: component files are never overwritten", paths[i])
+		}
+	}
+	hsm, _, err := openHSMFromConfig(ctx, cfgPath)
+	if err != nil {
+		return err
+	}
+	defer hsm.Close()
+	set, err := hsm.GenerateComponents(ctx, count)
+	if err != nil {
+		return fmt.Errorf("generate components: %w", err)
+	}
+	defer set.Zero()
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return err
+	}
+	out := struct {
+		Components []componentJSON `json:"components"`
+		MasterKCV  string          `json:"master_kcv"`
+	}{MasterKCV: set.MasterKCV.String()}
+	for i, comp := range set.Components {
+		b := marshalComponent(i+1, count, comp, set.MasterKCV)
+		err := writeNewFile(paths[i], b, 0o600)
+		clear(b)
+		if err != nil {
+			return err
+		}
+		out.Components = append(out.Components, componentJSON{Index: i + 1, File: paths[i], KCV: comp.KCV().String()})
+	}
+	if err := writeNewFile(filepath.Join(outDir, "master-kcv.txt"), []byte(set.MasterKCV.String()+"\n"), 0o644); err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(io.out, out)
+	}
+	for _, c := range out.Components {
+		fmt.Fprintf(io.out, "component %d of %d: KCV %s -> %s\n", c.Index, count, c.KCV, c.File)
+	}
+	fmt.Fprintf(io.out, "master key KCV: %s (record it; mk load checks it)\n", out.MasterKCV)
+	return nil
+}
+
+// writeNewFile creates path exclusively with mode perm and writes b.
+func writeNewFile(path string, b []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func runMKLoad(ctx context.Context, io *stdio, cfgPath string, files []string, masterKCV string, asJSON bool) error {
+	parsed := make([]*componentFile, 0, len(files))
+	defer func() {
+		for _, c := range parsed {
+			c.Zero()
+		}
+	}()
+	byIndex := map[int]string{}
+	for _, f := range files {
+		c, err := readComponentFile(f)
+		if err != nil {
+			return err
+		}
+		parsed = append(parsed, c)
+		if prev, dup := byIndex[c.Index]; dup {
+			return fmt.Errorf("%s and %s are both component %d", prev, f, c.Index)
+		}
+		byIndex[c.Index] = f
+	}
+	first := parsed[0]
+	for _, c := range parsed {
+		if c.Count != first.Count || c.MasterKCV != first.MasterKCV {
+			return fmt.Errorf("%s and %s belong to different ceremonies (count or master KCV differ)", first.Path, c.Path)
+		}
+	}
+	if len(parsed) != first.Count {
+		return fmt.Errorf("%d component files given; the ceremony made %d", len(parsed), first.Count)
+	}
+	want := first.MasterKCV
+	if masterKCV != "" {
+		k, err := keys.ParseKCV(masterKCV)
+		if err != nil {
+			return &usageError{fmt.Errorf("--master-kcv: want 6 hex digits")}
+		}
+		if k != want {
+			return fmt.Errorf("--master-kcv %s differs from the KCV recorded in the component files (%s)", k, want)
+		}
+	}
+	if !asJSON {
+		for _, c := range parsed {
+			fmt.Fprintf(io.out, "component %d of %d (%s): KCV %s\n", c.Index, c.Count, c.Path, c.KCV)
+		}
+	}
+	hsm, cfg, err := openHSMFromConfig(ctx, cfgPath)
+	if err != nil {
+		return err
+	}
+	defer hsm.Close()
+	comps := make([]*keys.Component, len(parsed))
+	for i, c := range parsed {
+		comp, err := keys.NewComponent(c.Value, c.KCV)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Path, err)
+		}
+		comps[i] = comp
+	}
+	got, err := hsm.LoadMasterKey(ctx, comps, want)
+	if err != nil {
+		var ce *keys.ComponentError
+		if errors.As(err, &ce) && ce.Index >= 1 && ce.Index <= len(parsed) {
+			return fmt.Errorf("component %s: computed KCV %s, file records %s: %w", parsed[ce.Index-1].Path, ce.Got, ce.Want, err)
+		}
+		if errors.Is(err, keys.ErrMasterKeyExists) {
+			kcv, _ := hsm.MasterKeyKCV()
+			return fmt.Errorf("token %q already holds a master key (KCV %s): %w", cfg.HSM.TokenLabel, kcv, err)
+		}
+		return fmt.Errorf("load master key: %w", err)
+	}
+	if asJSON {
+		cs := make([]componentJSON, len(parsed))
+		for i, c := range parsed {
+			cs[i] = componentJSON{Index: c.Index, File: c.Path, KCV: c.KCV.String()}
+		}
+		return writeJSON(io.out, map[string]any{"components": cs, "master_kcv": got.String(), "token": cfg.HSM.TokenLabel, "loaded": true})
+	}
+	fmt.Fprintf(io.out, "every component matches its KCV\nmaster key loaded into token %q: KCV %s (matches)\n", cfg.HSM.TokenLabel, got)
+	return nil
+}
+
+func runMKStatus(ctx context.Context, io *stdio, cfgPath string, asJSON bool) error {
+	hsm, cfg, err := openHSMFromConfig(ctx, cfgPath)
+	if err != nil {
+		return err
+	}
+	defer hsm.Close()
+	kcv, ok := hsm.MasterKeyKCV()
+	if asJSON {
+		m := map[string]any{"token": cfg.HSM.TokenLabel, "serial": hsm.Token().Serial, "master_key_present": ok}
+		if ok {
+			m["master_kcv"] = kcv.String()
+		}
+		return writeJSON(io.out, m)
+	}
+	if !ok {
+		fmt.Fprintf(io.out, "token %q: no master key (label %q)\n", cfg.HSM.TokenLabel, mkLabel(cfg))
+		return nil
+	}
+	fmt.Fprintf(io.out, "token %q: master key present, KCV %s\n", cfg.HSM.TokenLabel, kcv)
+	return nil
+}
