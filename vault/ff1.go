@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/panvault/panvault/keys/fpe"
 	"github.com/panvault/panvault/vault/card"
@@ -43,6 +44,9 @@ type ff1Registry struct {
 	mu      sync.Mutex
 	m       map[ff1Key]*ff1Engine
 	stopped bool
+
+	// Coalescer counters: batches run and single requests they carried.
+	batches, items atomic.Uint64
 }
 
 func newFF1Registry(n *Node) *ff1Registry {
@@ -80,7 +84,7 @@ func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, use keyUse) (*
 		return nil, err
 	}
 	eng := &ff1Engine{tok: tok}
-	eng.enc = newCoalescer(r.n, func(pans []card.PAN) ([]string, []error, error) {
+	eng.enc = newCoalescer(r, func(pans []card.PAN) ([]string, []error, error) {
 		rs, err := tok.TokenizeBatch(pans)
 		if err != nil {
 			return nil, nil, err
@@ -91,7 +95,7 @@ func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, use keyUse) (*
 		}
 		return out, errs, nil
 	})
-	eng.dec = newCoalescer(r.n, func(toks []string) ([]card.PAN, []error, error) {
+	eng.dec = newCoalescer(r, func(toks []string) ([]card.PAN, []error, error) {
 		rs, err := tok.DetokenizeBatch(toks)
 		if err != nil {
 			return nil, nil, err
@@ -196,6 +200,7 @@ func (n *Node) detokenizeFF1(ctx context.Context, e *schemeEntry, tokens []strin
 // maxCoalesce), run one batch and answer each job. Safe for concurrent use.
 type coalescer[In, Out any] struct {
 	n   *Node
+	r   *ff1Registry
 	q   chan *job[In, Out]
 	run func([]In) ([]Out, []error, error)
 }
@@ -207,10 +212,10 @@ type job[In, Out any] struct {
 	done chan struct{}
 }
 
-func newCoalescer[In, Out any](n *Node, run func([]In) ([]Out, []error, error)) *coalescer[In, Out] {
-	c := &coalescer[In, Out]{n: n, q: make(chan *job[In, Out], coalesceQueue), run: run}
+func newCoalescer[In, Out any](r *ff1Registry, run func([]In) ([]Out, []error, error)) *coalescer[In, Out] {
+	c := &coalescer[In, Out]{n: r.n, r: r, q: make(chan *job[In, Out], coalesceQueue), run: run}
 	for range coalesceWorkers {
-		n.wg.Add(1)
+		r.n.wg.Add(1)
 		go c.work()
 	}
 	return c
@@ -262,6 +267,8 @@ func (c *coalescer[In, Out]) work() {
 		for _, j := range batch {
 			ins = append(ins, j.in)
 		}
+		c.r.batches.Add(1)
+		c.r.items.Add(uint64(len(ins)))
 		outs, errs, err := c.safeRun(ins)
 		for i, j := range batch {
 			if err != nil {
