@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -28,7 +29,9 @@ func FuzzApplyEntry(f *testing.F) {
 	n := 0
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n++
-		st, rec := newTestFSM(t, filepath.Join(dir, "state"+strconv.Itoa(n)+".db"))
+		path := filepath.Join(dir, "state"+strconv.Itoa(n)+".db")
+		t.Cleanup(func() { _ = os.Remove(path) })
+		st, rec := newTestFSM(t, path)
 		resp := st.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: data}})
 		if len(resp) != 1 {
 			t.Fatalf("%d responses", len(resp))

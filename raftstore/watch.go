@@ -12,7 +12,8 @@ const maxPendingKeys = 4096
 // Event reports that keys of a bucket changed (were written or deleted) at
 // log index Index. When Rescan is true, Keys is empty and the subscriber
 // must reload the whole bucket: events were coalesced because it fell
-// behind, or the state was replaced by a snapshot.
+// behind, or the state was replaced by a snapshot. Keys may be shared
+// between subscribers of the same bucket: treat them as read-only.
 type Event struct {
 	Bucket string
 	Index  uint64
