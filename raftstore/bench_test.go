@@ -102,7 +102,7 @@ func BenchmarkRawRaftApply(b *testing.B) {
 		id := fmt.Sprintf("raw%d", i)
 		server, client := ca.nodeTLS(b, id)
 		server.MinVersion, client.MinVersion = tls13, tls13
-		m, err := newMux("127.0.0.1:0", "", server, client, hclog.NewNullLogger())
+		m, err := newMux("127.0.0.1:0", "", server, client, nil, hclog.NewNullLogger())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"regexp"
@@ -46,6 +47,12 @@ type Config struct {
 	// cloned and forced to TLS 1.3.
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
+	// VerifyPeer, if set, is called with the verified leaf certificate of
+	// every peer, on accepted and dialled connections; an error closes the
+	// connection. Use it when the CA also issues certificates that are not
+	// cluster nodes (for example API clients): any certificate accepted here
+	// may propose writes and change membership through the forward service.
+	VerifyPeer func(leaf *x509.Certificate) error
 
 	// Logger receives raft's and this package's logs. Defaults to hclog on
 	// stderr at Info.

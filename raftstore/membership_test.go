@@ -2,9 +2,11 @@ package raftstore
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -158,5 +160,34 @@ func TestOpenRejectsWeakTLSConfig(t *testing.T) {
 			}
 			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)
 		}
+	}
+}
+
+// VerifyPeer narrows the accepted peers below "signed by the CA".
+func TestVerifyPeerRefusesNonNodeCertificates(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	verify := func(leaf *x509.Certificate) error {
+		if !strings.HasPrefix(leaf.Subject.CommonName, "node-") {
+			return errors.New("not a cluster node")
+		}
+		return nil
+	}
+	a := startNode(t, ca, "node-a", clusterOpts{tweak: func(c *Config) { c.VerifyPeer = verify }})
+	b := startNode(t, ca, "node-b", clusterOpts{tweak: func(c *Config) { c.VerifyPeer = verify }})
+	ctx := ctxT(t, 20*time.Second)
+	if err := a.s.mux.ping(ctx, b.s.Addr()); err != nil {
+		t.Fatalf("node certificate refused: %v", err)
+	}
+	_, apiClient := ca.nodeTLS(t, "api-client")
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", a.s.Addr(), apiClient)
+	if err == nil {
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, _ = conn.Write([]byte{protoPing})
+		var buf [1]byte
+		_, err = io.ReadFull(conn, buf[:])
+		conn.Close()
+	}
+	if err == nil {
+		t.Fatal("same-CA certificate of a non-node was accepted")
 	}
 }

@@ -116,7 +116,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 
-	if s.mux, err = newMux(c.BindAddr, c.AdvertiseAddr, c.ServerTLS, c.ClientTLS, logger.Named("mux")); err != nil {
+	if s.mux, err = newMux(c.BindAddr, c.AdvertiseAddr, c.ServerTLS, c.ClientTLS, c.VerifyPeer, logger.Named("mux")); err != nil {
 		return nil, err
 	}
 	cleanup = append(cleanup, s.mux.close)

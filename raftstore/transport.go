@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,11 +29,12 @@ const handshakeTimeout = 5 * time.Second
 // byte; it is handed to the Raft transport or the forwarding gRPC server
 // through a subListener. Safe for concurrent use.
 type mux struct {
-	ln        net.Listener
-	advertise net.Addr
-	serverTLS *tls.Config
-	clientTLS *tls.Config
-	logger    hclog.Logger
+	ln         net.Listener
+	advertise  net.Addr
+	serverTLS  *tls.Config
+	clientTLS  *tls.Config
+	verifyPeer func(*x509.Certificate) error
+	logger     hclog.Logger
 
 	raftL *subListener
 	fwdL  *subListener
@@ -45,7 +47,7 @@ type mux struct {
 	conns  map[net.Conn]struct{} // accepted, not yet handed over
 }
 
-func newMux(bind, advertise string, serverTLS, clientTLS *tls.Config, logger hclog.Logger) (*mux, error) {
+func newMux(bind, advertise string, serverTLS, clientTLS *tls.Config, verifyPeer func(*x509.Certificate) error, logger hclog.Logger) (*mux, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: listen: %w", err)
@@ -66,7 +68,7 @@ func newMux(bind, advertise string, serverTLS, clientTLS *tls.Config, logger hcl
 		_ = ln.Close()
 		return nil, fmt.Errorf("%w: BindAddr is unspecified; set AdvertiseAddr", ErrInvalidConfig)
 	}
-	m := &mux{ln: ln, advertise: adv, serverTLS: serverTLS, clientTLS: clientTLS, logger: logger,
+	m := &mux{ln: ln, advertise: adv, serverTLS: serverTLS, clientTLS: clientTLS, verifyPeer: verifyPeer, logger: logger,
 		done: make(chan struct{}), conns: make(map[net.Conn]struct{})}
 	m.raftL = newSubListener(m)
 	m.fwdL = newSubListener(m)
@@ -125,6 +127,11 @@ func (m *mux) handle(raw net.Conn) {
 		_ = raw.Close()
 		return
 	}
+	if err := m.checkPeer(tc); err != nil {
+		m.logger.Warn("peer refused", "remote", raw.RemoteAddr().String(), "error", err)
+		_ = tc.Close()
+		return
+	}
 	var b [1]byte
 	if _, err := io.ReadFull(tc, b[:]); err != nil {
 		_ = tc.Close()
@@ -157,6 +164,10 @@ func (m *mux) dial(ctx context.Context, addr string, proto byte) (net.Conn, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkPeer(c.(*tls.Conn)); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetWriteDeadline(dl)
 	}
@@ -166,6 +177,21 @@ func (m *mux) dial(ctx context.Context, addr string, proto byte) (net.Conn, erro
 	}
 	_ = c.SetWriteDeadline(time.Time{})
 	return c, nil
+}
+
+// checkPeer applies Config.VerifyPeer to a completed handshake.
+func (m *mux) checkPeer(c *tls.Conn) error {
+	if m.verifyPeer == nil {
+		return nil
+	}
+	certs := c.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return errors.New("raftstore: peer sent no certificate")
+	}
+	if err := m.verifyPeer(certs[0]); err != nil {
+		return fmt.Errorf("raftstore: peer certificate refused: %w", err)
+	}
+	return nil
 }
 
 // ping proves that addr is a node that accepts this node's certificate and
