@@ -88,15 +88,28 @@ type logConfig struct {
 }
 
 // duration is a time.Duration written as a Go duration string ("1m30s").
-type duration struct{ time.Duration }
+// Decoding keeps the text; validate parses it, so that an error names the key.
+type duration struct {
+	time.Duration
+	text string
+}
 
 func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	d.text = string(b)
+	return nil
+}
+
+// parse sets Duration from the text, or fails naming key.
+func (d *duration) parse(key string) error {
+	if d.text == "" {
+		return nil
+	}
+	v, err := time.ParseDuration(d.text)
 	if err != nil {
-		return fmt.Errorf("want a duration such as \"30s\"")
+		return &configError{Key: key, Reason: `want a duration such as "30s"`}
 	}
 	if v < 0 {
-		return fmt.Errorf("must not be negative")
+		return &configError{Key: key, Reason: "must not be negative"}
 	}
 	d.Duration = v
 	return nil
@@ -207,6 +220,18 @@ func (c *serverConfig) validate() error {
 	}
 	if len(c.Authz.Admins)+len(c.Authz.Clients) == 0 {
 		return &configError{Key: "authz", Reason: "no admin or client identity configured: every request would be denied"}
+	}
+	for _, d := range []struct {
+		key string
+		d   *duration
+	}{
+		{"join_timeout", &c.JoinTimeout}, {"shutdown_timeout", &c.ShutdownTimeout},
+		{"raft.snapshot_interval", &c.Raft.SnapshotInterval}, {"raft.heartbeat_timeout", &c.Raft.HeartbeatTimeout},
+		{"raft.election_timeout", &c.Raft.ElectionTimeout}, {"raft.apply_timeout", &c.Raft.ApplyTimeout},
+	} {
+		if err := d.d.parse(d.key); err != nil {
+			return err
+		}
 	}
 	switch c.Log.Format {
 	case "", "json", "text":

@@ -47,14 +47,17 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(logOut, cfg.Log.Format, cfg.Log.Level)
+	baseLog, err := newLogger(logOut, cfg.Log.Format, cfg.Log.Level)
 	if err != nil {
 		return &configError{Key: "log.level", Reason: err.Error()}
 	}
-	log = log.With("node_id", cfg.NodeID)
+	// The vault node adds its own node attribute to baseLog.
+	log := baseLog.With("node", cfg.NodeID)
 	defer func() {
 		if err != nil {
 			log.Error("server stopped with an error", "err", err)
+		} else {
+			log.Info("stopped")
 		}
 	}()
 
@@ -119,7 +122,7 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		HSM:        hsm,
 		Store:      store,
 		Authorizer: authz,
-		Logger:     log,
+		Logger:     baseLog,
 		Now:        time.Now,
 	})
 	if err != nil {
