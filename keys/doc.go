@@ -10,8 +10,10 @@
 // with its KCV (AES-CMAC of a zero block, first 3 bytes, 6 hex digits); the
 // MK is their XOR and its KCV is checked against the one recorded when the
 // components were made. Components and the XOR buffer are zeroed after use.
-// (SoftHSM has no XOR key derivation, so the XOR happens in Go; the C copy
-// made by the PKCS#11 binding for C_CreateObject is freed, not zeroed.)
+// SoftHSM has no XOR key derivation, so the XOR happens in Go: during a
+// ceremony, and only then, component and master-key bytes are in this
+// process. The C copies the PKCS#11 binding makes (C_GenerateRandom output,
+// C_CreateObject templates) are freed by it without being zeroed.
 //
 // Working keys (KeyType) are generated inside the HSM and leave it only
 // wrapped under the MK with CKM_AES_KEY_WRAP_PAD (RFC 5649), as a versioned

@@ -74,10 +74,6 @@ func TestTokenLifecycle(t *testing.T) {
 	if got := os.Getenv(softhsm.ConfEnv); got != env.ConfPath() {
 		t.Fatalf("%s = %q, want %q", softhsm.ConfEnv, got, env.ConfPath())
 	}
-	conf, err := os.ReadFile(env.ConfPath())
-	if err != nil || !strings.Contains(string(conf), "directories.tokendir = "+env.TokenDir()) {
-		t.Fatalf("conf: %v\n%s", err, conf)
-	}
 
 	var toks []*softhsm.Token
 	var hs []*keys.HSM
@@ -85,6 +81,10 @@ func TestTokenLifecycle(t *testing.T) {
 		tok, err := env.CreateToken(label)
 		if err != nil {
 			t.Fatal(err)
+		}
+		conf, err := os.ReadFile(env.ConfPath())
+		if err != nil || !strings.Contains(string(conf), "directories.tokendir = "+env.TokenDir()) {
+			t.Fatalf("conf: %v\n%s", err, conf)
 		}
 		if tok.Label != label || len(tok.Serial) != 16 || tok.UserPIN == tok.SOPIN || len(tok.UserPIN) < 16 {
 			t.Fatalf("token %s: unexpected fields", tok)
