@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -20,11 +22,20 @@ import (
 
 // writeProtoJSON prints a response message as JSON with proto field names.
 func writeProtoJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true, Indent: "  "}.Marshal(m)
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(w, string(b))
+	// protojson varies its whitespace on purpose; print a stable layout.
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return err
+	}
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
 	return err
 }
 
@@ -50,8 +61,13 @@ func flagName(full, prefix string) string {
 	return strings.ToLower(strings.ReplaceAll(enumName(full, prefix), "_", "-"))
 }
 
-// adminCall runs one idempotent admin RPC with fail-over.
+// adminCall runs one idempotent admin RPC with fail-over (retried on
+// UNAVAILABLE and DEADLINE_EXCEEDED).
 func adminCall(cmd *cobra.Command, cf *clientFlags, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	return adminCallWith(cmd, cf, retryPolicy{deadlineExceeded: true}, fn)
+}
+
+func adminCallWith(cmd *cobra.Command, cf *clientFlags, rp retryPolicy, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	cl, err := cf.connect()
 	if err != nil {
 		return err
@@ -59,7 +75,7 @@ func adminCall(cmd *cobra.Command, cf *clientFlags, fn func(ctx context.Context,
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
 	defer cancel()
-	return cl.call(ctx, retryPolicy{deadlineExceeded: true}, fn)
+	return cl.call(ctx, rp, fn)
 }
 
 func newSchemeCmd(io *stdio, cf *clientFlags) *cobra.Command {

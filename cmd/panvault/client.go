@@ -212,7 +212,9 @@ func (e errorJSON) String() string {
 		fmt.Fprintf(&b, " (%s)", e.Reason)
 	}
 	for _, v := range e.FieldViolations {
-		fmt.Fprintf(&b, "; %s: %s", v.Field, v.Description)
+		if fv := v.Field + ": " + v.Description; !strings.Contains(e.Message, fv) {
+			fmt.Fprintf(&b, "; %s", fv)
+		}
 	}
 	return b.String()
 }

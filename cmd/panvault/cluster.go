@@ -107,7 +107,8 @@ func newClusterCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				req.TargetNodeId = args[0]
 			}
 			var resp *pb.TransferLeadershipResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			// Not retried on DEADLINE_EXCEEDED: a second transfer would move leadership again.
+			if err := adminCallWith(c, cf, retryPolicy{}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewClusterServiceClient(cc).TransferLeadership(ctx, req)
 				return err
 			}); err != nil {

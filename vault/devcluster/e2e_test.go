@@ -255,9 +255,9 @@ func newClients(t *testing.T, c *devcluster.Cluster, n int) []*client {
 // its own node and moving to the next one on UNAVAILABLE or a timeout, always
 // resending the same request ids.
 type load struct {
-	tokens  []string // by PAN index; each index is written by one worker only
-	acked   atomic.Int64
-	retries atomic.Int64
+	tokens   []string // by PAN index; each index is written by one worker only
+	acked    atomic.Int64
+	retries  atomic.Int64
 	wg       sync.WaitGroup
 	errc     chan error
 	finished chan struct{} // closed when every worker has returned

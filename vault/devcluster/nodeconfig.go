@@ -37,9 +37,9 @@ type nodeConfig struct {
 		Nodes   []string `toml:"nodes"`
 	} `toml:"authz"`
 	Raft struct {
-		SnapshotThreshold uint64 `toml:"snapshot_threshold,omitempty"`
+		SnapshotThreshold uint64 `toml:"snapshot_threshold,omitzero"`
 		SnapshotInterval  string `toml:"snapshot_interval,omitempty"`
-		TrailingLogs      uint64 `toml:"trailing_logs,omitempty"`
+		TrailingLogs      uint64 `toml:"trailing_logs,omitzero"`
 	} `toml:"raft"`
 	Log struct {
 		Format string `toml:"format"`
