@@ -51,7 +51,7 @@ func testDelete(t *testing.T, c *vaulttest.Cluster) {
 		t.Fatalf("second delete: deleted=%v err=%v", d.GetDeleted(), err)
 	}
 	// A token that never existed.
-	d, err = c.Tokens(t, 1).DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: vault.DevSchemeVaulted, Token: "4111110000001111"})
+	d, err = c.Tokens(t, 1).DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: vault.DevSchemeVaulted, Token: unknownToken(t, 2)})
 	if err != nil || d.GetDeleted() {
 		t.Fatalf("delete of unknown token: deleted=%v err=%v", d.GetDeleted(), err)
 	}

@@ -91,3 +91,12 @@ func noSecret(t testing.TB, what, text string, secrets ...string) {
 func masked(pan string) string {
 	return pan[:6] + strings.Repeat("*", len(pan)-10) + pan[len(pan)-4:]
 }
+
+// unknownToken returns a well-formed token of the dev vaulted schemes (6+4
+// kept, failing Luhn) that was never issued.
+func unknownToken(t testing.TB, seq int) string {
+	t.Helper()
+	p := testPAN(t, "411111", 16, 900000+seq)
+	last := (p[15]-'0'+1)%10 + '0'
+	return p[:15] + string(last)
+}

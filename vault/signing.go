@@ -3,9 +3,11 @@ package vault
 import (
 	"context"
 	"crypto/hmac"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/panvault/panvault/keys"
 	pb "github.com/panvault/panvault/proto/panvault/v1"
@@ -76,6 +78,9 @@ func (n *Node) Verify(ctx context.Context, name string, version uint32, msg, sig
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSignatureEncoding(kv.typ, sig); err != nil {
+		return nil, err
+	}
 	resp := &pb.VerifyResponse{KeyVersion: kv.ref.Version, Algorithm: signatureAlgorithm(kv.typ)}
 	if kv.typ == keys.KeyHMACSHA256 {
 		mac, err := n.hsm.HMAC(ctx, kv.ref, msg)
@@ -98,6 +103,31 @@ func (n *Node) Verify(ctx context.Context, name string, version uint32, msg, sig
 		return nil, err
 	}
 	return resp, nil
+}
+
+// checkSignatureEncoding refuses a signature that cannot be one of type t
+// (INVALID_ARGUMENT), as opposed to a well-formed one that does not verify
+// (valid=false): ECDSA signatures are one DER SEQUENCE of two positive
+// INTEGERs, RSA-PSS signatures as long as the 3072-bit modulus, Ed25519
+// signatures 64 bytes and HMAC-SHA256 tags 32 bytes.
+func checkSignatureEncoding(t keys.KeyType, sig []byte) error {
+	ok := false
+	switch t {
+	case keys.KeyECDSAP256, keys.KeyECDSAP384:
+		var rs struct{ R, S *big.Int }
+		rest, err := asn1.Unmarshal(sig, &rs)
+		ok = err == nil && len(rest) == 0 && rs.R.Sign() > 0 && rs.S.Sign() > 0
+	case keys.KeyRSA3072PSS:
+		ok = len(sig) == 3072/8
+	case keys.KeyEd25519:
+		ok = len(sig) == 64
+	case keys.KeyHMACSHA256:
+		ok = len(sig) == 32
+	}
+	if !ok {
+		return fieldError("signature", scheme.RuleFormat, "is not a well-formed "+t.String()+" signature")
+	}
+	return nil
 }
 
 // GetPublicKey returns the public key of version (0: latest) of key pair

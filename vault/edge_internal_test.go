@@ -1,0 +1,223 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	pb "github.com/panvault/panvault/proto/panvault/v1"
+	"github.com/panvault/panvault/vault/card"
+	"github.com/panvault/panvault/vault/vaultpb"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRecoveryHidesPanicValue: a handler panic becomes INTERNAL, and
+// neither the status nor the log carries the panic value.
+func TestRecoveryHidesPanicValue(t *testing.T) {
+	var logs syncBuffer
+	n := &Node{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	secret := "4111111111111111"
+	intercept := recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(n.recovered))
+	_, err := intercept(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/x/y"},
+		func(context.Context, any) (any, error) { panic("card " + secret) })
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Internal || st.Message() != "internal error" {
+		t.Fatalf("recovered status: %v %q", st.Code(), st.Message())
+	}
+	if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), "handler panicked") {
+		t.Fatalf("panic log line wrong or leaking (%d bytes)", len(logs.String()))
+	}
+}
+
+func TestUnknownFields(t *testing.T) {
+	raw := protowire.AppendTag(nil, 77, protowire.VarintType)
+	raw = protowire.AppendVarint(raw, 123)
+	item := &pb.TokenizeBatchItem{Pan: "x"}
+	item.ProtoReflect().SetUnknown(raw)
+	req := &pb.TokenizeBatchRequest{Scheme: "pan", Items: []*pb.TokenizeBatchItem{{Pan: "y"}, item}}
+	method := "/" + pb.TokenService_ServiceDesc.ServiceName + "/TokenizeBatch"
+	if err := checkUnknownFields(method, req); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("unknown field in a nested item: %v", err)
+	}
+	if err := checkUnknownFields(method, &pb.TokenizeBatchRequest{Scheme: "pan", Items: []*pb.TokenizeBatchItem{{Pan: "y"}}}); err != nil {
+		t.Fatalf("clean request refused: %v", err)
+	}
+	// Other services are not checked (their messages carry no card data).
+	if err := checkUnknownFields("/"+pb.AdminService_ServiceDesc.ServiceName+"/GetKey", req); err != nil {
+		t.Fatalf("admin request checked: %v", err)
+	}
+}
+
+func TestCapDeadline(t *testing.T) {
+	ctx, cancel := capDeadline(context.Background())
+	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > DefaultRequestTimeout {
+		t.Fatalf("no default deadline")
+	}
+	long, cancelLong := context.WithTimeout(context.Background(), time.Hour)
+	defer cancelLong()
+	ctx, cancel = capDeadline(long)
+	defer cancel()
+	if dl, _ := ctx.Deadline(); time.Until(dl) > MaxRequestTimeout {
+		t.Fatalf("deadline not capped")
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), time.Second)
+	defer cancelShort()
+	ctx, cancel = capDeadline(short)
+	defer cancel()
+	if dl, _ := ctx.Deadline(); time.Until(dl) > time.Second {
+		t.Fatalf("short deadline lengthened")
+	}
+}
+
+func TestRecords(t *testing.T) {
+	rec := &vaultpb.TokenRecord{KeyVersion: 3, Sealed: []byte{1, 2, 3}, CreateUnixNanos: 5, ExpireUnixNanos: 9}
+	b, err := encodeRecord(rec)
+	if err != nil || b[0] != recordFormat {
+		t.Fatalf("encode: %v", err)
+	}
+	again, _ := encodeRecord(rec)
+	if !bytes.Equal(b, again) {
+		t.Fatal("encoding is not deterministic (compare-and-set needs it)")
+	}
+	got, err := decodeToken(b)
+	if err != nil || got.GetKeyVersion() != 3 || got.GetExpireUnixNanos() != 9 {
+		t.Fatalf("decode: %v %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, {}, {2, 8, 3}, {recordFormat, 0xff, 0xff}} {
+		if _, err := decodeToken(bad); !errors.Is(err, ErrCorruptRecord) {
+			t.Errorf("corrupt record %x: %v", bad, err)
+		}
+	}
+	// Scopes of idempotency keys do not collide across their parts.
+	a := idemKey("id", "tokenize", "pan", "x1")
+	for _, k := range [][]byte{
+		idemKey("id", "tokenize", "panx", "1"), idemKey("idt", "okenize", "pan", "x1"),
+		idemKey("id", "delete_token", "pan", "x1"), idemKey("id2", "tokenize", "pan", "x1"),
+	} {
+		if bytes.Equal(a, k) {
+			t.Fatal("idempotency scopes collide")
+		}
+	}
+	// The associated data binds scheme, token and key version.
+	base := panAAD("pan", "4111112222221111", 1)
+	for _, other := range [][]byte{panAAD("pan2", "4111112222221111", 1), panAAD("pan", "4111112222221112", 1), panAAD("pan", "4111112222221111", 2)} {
+		if bytes.Equal(base, other) {
+			t.Fatal("aad does not bind every part")
+		}
+	}
+}
+
+// TestCoalescerGathers: while a batch runs, calls queue up; the next batch
+// takes every queued call at once, and each caller gets its own answer.
+func TestCoalescerGathers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{ctx: ctx, cancel: cancel, log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))}
+	r := newFF1Registry(n)
+	release := make(chan struct{})
+	var sizes []int // appended by the coalescer's workers under mu
+	var mu sync.Mutex
+	c := newCoalescer(r, func(in []int) ([]int, []error, error) {
+		mu.Lock()
+		sizes = append(sizes, len(in))
+		wait := len(sizes) <= coalesceWorkers
+		mu.Unlock()
+		if wait {
+			<-release
+		}
+		out := make([]int, len(in))
+		errs := make([]error, len(in))
+		for i, x := range in {
+			out[i] = x * 2
+			if x < 0 {
+				errs[i] = card.ErrLuhn
+			}
+		}
+		return out, errs, nil
+	})
+	type res struct {
+		in, out int
+		err     error
+	}
+	results := make(chan res, 200)
+	call := func(x int) {
+		out, err := c.do(context.Background(), x)
+		results <- res{x, out, err}
+	}
+	// Occupy every worker with a blocked batch, then queue many calls.
+	for i := range coalesceWorkers {
+		go call(1000 + i)
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == coalesceWorkers })
+	const more = 100
+	for i := 1; i <= more; i++ {
+		go call(i)
+	}
+	go call(-5)
+	waitFor(t, func() bool { return len(c.q) == more+1 })
+	close(release)
+	seen := 0
+	for range coalesceWorkers + more + 1 {
+		r := <-results
+		seen++
+		if r.in < 0 {
+			if !errors.Is(r.err, card.ErrLuhn) {
+				t.Fatalf("item error lost: %v", r.err)
+			}
+			continue
+		}
+		if r.err != nil || r.out != 2*r.in {
+			t.Fatalf("call %d: %d, %v", r.in, r.out, r.err)
+		}
+	}
+	cancel()
+	n.wg.Wait()
+	// The queued calls ran in a handful of batches (each free worker takes
+	// everything queued), not one by one.
+	queued := sizes[coalesceWorkers:]
+	largest := slices.Max(queued)
+	if len(queued) > 2*coalesceWorkers || largest < (more+1)/(2*coalesceWorkers) {
+		t.Fatalf("%d queued calls ran in batches of %v", more+1, queued)
+	}
+	t.Logf("%d calls in %d batches (sizes %v)", seen, len(sizes), sizes)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
