@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/miekg/pkcs11"
@@ -51,20 +52,11 @@ func isTrue(v []byte) bool { return len(v) == 1 && v[0] != 0 }
 
 // ulong decodes a CK_ULONG attribute value (native byte order and size).
 func ulong(v []byte) (uint64, bool) {
-	ref := pkcs11.NewAttribute(0, uint(0)).Value
-	if len(v) != len(ref) {
-		return 0, false
+	switch len(v) {
+	case 8:
+		return binary.NativeEndian.Uint64(v), true
+	case 4:
+		return uint64(binary.NativeEndian.Uint32(v)), true
 	}
-	var x uint64
-	probe := pkcs11.NewAttribute(0, uint(1)).Value
-	if probe[0] == 1 { // little endian
-		for i := len(v) - 1; i >= 0; i-- {
-			x = x<<8 | uint64(v[i])
-		}
-	} else {
-		for i := range v {
-			x = x<<8 | uint64(v[i])
-		}
-	}
-	return x, true
+	return 0, false
 }

@@ -226,3 +226,59 @@ func TestRecoveryNeverRetriesPIN(t *testing.T) {
 		t.Fatalf("%d login attempts, want exactly 1", n)
 	}
 }
+
+// failOpen makes C_OpenSession fail while down is set, as a device that
+// went away would.
+type failOpen struct {
+	keys.RawP11
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *failOpen) OpenSession(slot, flags uint) (pkcs11.SessionHandle, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return 0, pkcs11.Error(pkcs11.CKR_DEVICE_REMOVED)
+	}
+	return f.RawP11.OpenSession(slot, flags)
+}
+
+// An HSM that cannot be reached fails closed with ErrHSMUnavailable, and
+// works again once it is back.
+func TestHSMUnavailable(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	ctx := testCtx(t)
+	wk, blob := generate(t, a, "down-gcm", keys.KeyAES256GCM)
+	if _, err := b.LoadWrapped(ctx, blob); err != nil {
+		t.Fatal(err)
+	}
+	f := &failOpen{}
+	keys.SetP11ForTest(b, func(p keys.RawP11) keys.RawP11 { f.RawP11 = p; return f })
+	f.mu.Lock()
+	f.down = true
+	f.mu.Unlock()
+	if err := keys.CloseAllSessionsForTest(b); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := a.Seal(ctx, wk.Ref(), []byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := b.Open(ctx, wk.Ref(), ct, nil); !errors.Is(err, keys.ErrHSMUnavailable) {
+			t.Fatalf("Open while the device is gone: %v, want ErrHSMUnavailable", err)
+		}
+	}
+	if _, err := b.LoadWrapped(ctx, blob); err != nil {
+		// Already loaded: no HSM call is needed, so no error either.
+		t.Fatalf("reloading a loaded blob: %v", err)
+	}
+	f.mu.Lock()
+	f.down = false
+	f.mu.Unlock()
+	if pt, err := b.Open(ctx, wk.Ref(), ct, nil); err != nil || string(pt) != "x" {
+		t.Fatalf("after the device is back: %v", err)
+	}
+}
