@@ -133,7 +133,7 @@ func TestAdmin(t *testing.T) {
 				t.Fatalf("secret key %s lists a public key", k.GetName())
 			}
 		}
-		if strings.Join(names, ",") != "pan-ff1,pan-fp,pan-gcm,payments-p256" || l.GetNextPageToken() != "" {
+		if strings.Join(names, ",") != "pan-encryption,pan-fingerprint,pan-fpe,payments-p256" || l.GetNextPageToken() != "" {
 			t.Fatalf("keys listed: %v", names)
 		}
 	})

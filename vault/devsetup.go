@@ -8,16 +8,18 @@ import (
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 )
 
-// Names of the keys and schemes DevSetup creates.
+// Names of the keys and schemes DevSetup creates. They match what
+// `panvault dev` provisions (vault/devcluster), so tests, benchmarks and the
+// dev cluster speak of the same things.
 const (
-	DevKeyPAN         = "pan-gcm"       // AES-256-GCM, PAN encryption of the vaulted schemes
-	DevKeyFingerprint = "pan-fp"        // HMAC-SHA256, fingerprints of scheme pan-det
-	DevKeyFF1         = "pan-ff1"       // AES-256 for FF1, scheme pan-ff1
-	DevKeySigning     = "payments-p256" // ECDSA P-256 signing key
+	DevKeyPAN         = "pan-encryption"  // AES-256-GCM, PAN encryption of the vaulted schemes
+	DevKeyFingerprint = "pan-fingerprint" // HMAC-SHA256, fingerprints of scheme pan-det
+	DevKeyFF1         = "pan-fpe"         // AES-256 for FF1, scheme pan-ff1
+	DevKeySigning     = "payments-p256"   // ECDSA P-256 signing key
 
 	DevSchemeVaulted       = "pan"     // vaulted, random, keeps 6+4, Luhn fail
 	DevSchemeDeterministic = "pan-det" // vaulted, deterministic, keeps 6+4, Luhn fail
-	DevSchemeFF1           = "pan-ff1" // FF1, keeps the last 4, Luhn fail (every length 12-19)
+	DevSchemeFF1           = "pan-ff1" // FF1, keeps the leading 6, Luhn fail, lengths 13-19
 )
 
 // DevSchemes returns the scheme definitions DevSetup creates.
@@ -27,10 +29,11 @@ func DevSchemes() []*pb.Scheme {
 			LuhnRule: pb.LuhnRule_LUHN_RULE_FAIL, Key: DevKeyPAN},
 		{Name: DevSchemeDeterministic, Mode: pb.SchemeMode_SCHEME_MODE_VAULTED, KeepLeading: 6, KeepTrailing: 4,
 			LuhnRule: pb.LuhnRule_LUHN_RULE_FAIL, Deterministic: true, Key: DevKeyPAN, FingerprintKey: DevKeyFingerprint},
-		// 6+4 under FF1 leaves too small a domain for short PANs (and for
-		// 16 digits under Luhn fail): keep only the last four.
-		{Name: DevSchemeFF1, Mode: pb.SchemeMode_SCHEME_MODE_FF1, KeepLeading: 0, KeepTrailing: 4,
-			LuhnRule: pb.LuhnRule_LUHN_RULE_FAIL, Key: DevKeyFF1},
+		// 6+4 under FF1 with Luhn fail leaves 10^5 values for 16 digits,
+		// under the 10^6 floor: keep the BIN only, and refuse 12 digits
+		// (6 kept + check digit leave 10^5 there too).
+		{Name: DevSchemeFF1, Mode: pb.SchemeMode_SCHEME_MODE_FF1, KeepLeading: 6, KeepTrailing: 0,
+			LuhnRule: pb.LuhnRule_LUHN_RULE_FAIL, Key: DevKeyFF1, AllowedLengths: []uint32{13, 14, 15, 16, 17, 18, 19}},
 	}
 }
 

@@ -174,10 +174,11 @@ func TestCoalescerGathers(t *testing.T) {
 		results <- res{x, out, err}
 	}
 	// Occupy every worker with a blocked batch, then queue many calls.
+	// One call at a time, so that each worker blocks on a batch of one.
 	for i := range coalesceWorkers {
 		go call(1000 + i)
+		waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == i+1 })
 	}
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == coalesceWorkers })
 	const more = 100
 	for i := 1; i <= more; i++ {
 		go call(i)

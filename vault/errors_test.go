@@ -48,6 +48,7 @@ func TestBadInput(t *testing.T) {
 		{"luhn", vault.DevSchemeVaulted, "4111111111111112", codes.InvalidArgument, "INVALID_LUHN", "pan"},
 		{"luhn ff1", vault.DevSchemeFF1, "4111111111111112", codes.InvalidArgument, "INVALID_LUHN", "pan"},
 		{"length not allowed", "only16", pan15, codes.FailedPrecondition, "PAN_LENGTH_NOT_ALLOWED", ""},
+		{"length not allowed ff1", vault.DevSchemeFF1, testPAN(t, "5018", 12, 2), codes.FailedPrecondition, "PAN_LENGTH_NOT_ALLOWED", ""},
 		{"unknown scheme", "no-such-scheme", "4111111111111111", codes.NotFound, "SCHEME_NOT_FOUND", ""},
 		{"malformed scheme name", "Pan!", "4111111111111111", codes.InvalidArgument, "", "scheme"},
 		{"missing scheme", "", "4111111111111111", codes.InvalidArgument, "", "scheme"},

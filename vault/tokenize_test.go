@@ -190,7 +190,7 @@ func testFF1EveryNode(t *testing.T, c *vaulttest.Cluster) {
 	ctx := ctxT(t)
 	pans := []string{
 		testPAN(t, "4", 13, 5), testPAN(t, "411111", 16, 11), testPAN(t, "378282", 15, 3),
-		testPAN(t, "36", 14, 9), testPAN(t, "6011", 16, 1), testPAN(t, "3528", 19, 4), testPAN(t, "5018", 12, 2),
+		testPAN(t, "36", 14, 9), testPAN(t, "6011", 16, 1), testPAN(t, "3528", 19, 4), testPAN(t, "6200", 17, 2),
 	}
 	for k, pan := range pans {
 		var first string
@@ -200,7 +200,7 @@ func testFF1EveryNode(t *testing.T, c *vaulttest.Cluster) {
 				t.Fatalf("pan #%d tokenize on node %d: %v", k, i, err)
 			}
 			tok := r.GetToken()
-			if len(tok) != len(pan) || tok[len(tok)-4:] != pan[len(pan)-4:] || card.Luhn(tok) || tok == pan || r.GetCreated() {
+			if len(tok) != len(pan) || tok[:6] != pan[:6] || card.Luhn(tok) || tok == pan || r.GetCreated() {
 				t.Fatalf("pan #%d: bad ff1 token %s (created %v)", k, masked(tok), r.GetCreated())
 			}
 			if i == 0 {
@@ -484,13 +484,14 @@ func testConcurrentHistory(t *testing.T, c *vaulttest.Cluster) {
 	}
 }
 
-// nonCanonicalFF1 returns tok (a token of the dev FF1 scheme: last four kept,
-// Luhn fail) with another failing digit at its check position. FF1 under
+// nonCanonicalFF1 returns tok (a token of the dev FF1 scheme: BIN kept,
+// Luhn fail, so the check position is the last digit) with another failing
+// digit there. FF1 under
 // Luhn fail accepts one failing digit per token, so this string is no
 // token of the scheme.
 func nonCanonicalFF1(t *testing.T, tok string) string {
 	t.Helper()
-	pos := len(tok) - 5
+	pos := len(tok) - 1
 	for d := byte('0'); d <= '9'; d++ {
 		b := []byte(tok)
 		if b[pos] == d {
