@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,7 +13,7 @@ import (
 	"github.com/panvault/panvault/vault/devcluster"
 )
 
-func newDevCmd(io *stdio) *cobra.Command {
+func newDevCmd(io *stdio, cf *clientFlags) *cobra.Command {
 	var nodes int
 	var dir, logFormat string
 	cmd := &cobra.Command{
@@ -33,7 +35,7 @@ master key, data and addresses are reused. Remove DIR to start afresh.
 Dev mode only: PINs and master-key components are kept in files under DIR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), io, cmd.Flags().Changed("nodes"), nodes, dir, logFormat)
+			return runDev(cmd.Context(), io, cf, cmd.Flags().Changed("nodes"), nodes, dir, logFormat)
 		},
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes of a new cluster")
@@ -42,7 +44,7 @@ Dev mode only: PINs and master-key components are kept in files under DIR.`,
 	return cmd
 }
 
-func runDev(ctx context.Context, io *stdio, nodesSet bool, nodes int, dir, logFormat string) error {
+func runDev(ctx context.Context, io *stdio, cf *clientFlags, nodesSet bool, nodes int, dir, logFormat string) error {
 	log, err := newLogger(io.err, logFormat, "info")
 	if err != nil {
 		return &usageError{err}
@@ -53,7 +55,7 @@ func runDev(ctx context.Context, io *stdio, nodesSet bool, nodes int, dir, logFo
 	}
 	if !nodesSet {
 		// An existing cluster keeps its size unless --nodes is given.
-		if _, statErr := os.Stat(dir + "/devcluster.json"); statErr == nil {
+		if _, statErr := os.Stat(filepath.Join(dir, "devcluster.json")); statErr == nil {
 			nodes = 0
 		}
 	}
@@ -66,9 +68,25 @@ func runDev(ctx context.Context, io *stdio, nodesSet bool, nodes int, dir, logFo
 		return err
 	}
 	log.Info("cluster ready", "dir", c.Dir(), "took", time.Since(start).Round(time.Millisecond).String())
-	fmt.Fprintf(io.out, "# client identity (also in %s):\n%s\n", c.ClientEnvPath(), c.ClientEnv().Exports())
-	fmt.Fprintf(io.out, "# admin identity: . %s\n", c.AdminEnvPath())
-	fmt.Fprintf(io.out, "# try: echo 4111111111111111 | panvault tokenize --scheme %s\n", devcluster.SchemePAN)
+	if cf.json() {
+		envMap := func(e devcluster.Env) map[string]string {
+			m := map[string]string{}
+			for _, kv := range e.Vars() {
+				k, v, _ := strings.Cut(kv, "=")
+				m[k] = v
+			}
+			return m
+		}
+		if err := writeJSON(io.out, map[string]any{"dir": c.Dir(), "client_env_file": c.ClientEnvPath(),
+			"admin_env_file": c.AdminEnvPath(), "client": envMap(c.ClientEnv()), "admin": envMap(c.AdminEnv())}); err != nil {
+			_ = c.Stop()
+			return err
+		}
+	} else {
+		fmt.Fprintf(io.out, "# client identity (also in %s):\n%s\n", c.ClientEnvPath(), c.ClientEnv().Exports())
+		fmt.Fprintf(io.out, "# admin identity: . %s\n", c.AdminEnvPath())
+		fmt.Fprintf(io.out, "# try: echo 4111111111111111 | panvault tokenize --scheme %s\n", devcluster.SchemePAN)
+	}
 	<-ctx.Done()
 	log.Info("interrupted; stopping nodes")
 	if err := c.Stop(); err != nil {

@@ -319,7 +319,7 @@ func TestDevCommand(t *testing.T) {
 	if err := os.Remove(clientEnv); err != nil {
 		t.Fatal(err)
 	}
-	dev2 := startDev(t, bin, dir)
+	dev2 := startDev(t, bin, dir, "--output", "json")
 	dev2.waitFile(t, clientEnv)
 	if again := parseEnvFile(t, clientEnv); again[envAddr] != client[envAddr] || again[envCert] != client[envCert] {
 		t.Fatalf("restart changed the environment: %v vs %v", again, client)
@@ -331,5 +331,15 @@ func TestDevCommand(t *testing.T) {
 	dev2.interrupt(t)
 	if !strings.Contains(dev2.stderrText(), "restarting existing cluster") {
 		t.Errorf("second run did not reuse the cluster:\n%s", dev2.stderrText())
+	}
+	var printed struct {
+		Client map[string]string `json:"client"`
+		Admin  map[string]string `json:"admin"`
+	}
+	if err := json.Unmarshal([]byte(dev2.stdoutText()), &printed); err != nil {
+		t.Fatalf("dev --output json: %v: %q", err, dev2.stdoutText())
+	}
+	if printed.Client[envAddr] != client[envAddr] || printed.Admin[envCert] != admin[envCert] {
+		t.Fatalf("dev --output json printed %v", printed)
 	}
 }

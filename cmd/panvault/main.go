@@ -102,9 +102,10 @@ matching flags):
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	cf := &clientFlags{}
 	cf.register(root)
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return cf.checkOutput() }
 	root.AddCommand(
 		newServerCmd(io),
-		newDevCmd(io),
+		newDevCmd(io, cf),
 		newTokenizeCmd(io, cf),
 		newDetokenizeCmd(io, cf),
 		newDeleteTokenCmd(io, cf),

@@ -126,18 +126,18 @@ func TestClusterEndToEnd(t *testing.T) {
 	for k := range 6 {
 		idx := k * 97
 		via := k % 3
-		resp, err := clients[via].tok.DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx], RequestId: fmt.Sprintf("e2e-del-%d", k)})
+		resp, err := clients[via].tok.DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx], RequestId: fmt.Sprintf("e2e-del-%d", k)}, grpc.WaitForReady(true))
 		if err != nil || !resp.GetDeleted() {
 			t.Fatalf("delete token of PAN %s via %s: deleted=%v err=%v", devclustertest.Mask(pans[idx]), c.Nodes()[via].ID, resp.GetDeleted(), err)
 		}
 		deleted[idx] = true
 		for i := range 3 {
-			_, err := clients[i].tok.Detokenize(ctx, &pb.DetokenizeRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx]})
+			_, err := clients[i].tok.Detokenize(ctx, &pb.DetokenizeRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx]}, grpc.WaitForReady(true))
 			if status.Code(err) != codes.NotFound {
 				t.Fatalf("detokenize on %s right after delete via %s: %v, want NOT_FOUND", c.Nodes()[i].ID, c.Nodes()[via].ID, err)
 			}
 		}
-		again, err := clients[(via+1)%3].tok.DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx]})
+		again, err := clients[(via+1)%3].tok.DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx]}, grpc.WaitForReady(true))
 		if err != nil || again.GetDeleted() {
 			t.Fatalf("second delete: deleted=%v err=%v, want false, nil", again.GetDeleted(), err)
 		}
@@ -183,7 +183,7 @@ func TestClusterEndToEnd(t *testing.T) {
 		}
 	}
 	rest = append(rest, c4)
-	st, err := rest[0].cluster.Status(ctx, &pb.StatusRequest{})
+	st, err := rest[0].cluster.Status(ctx, &pb.StatusRequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,13 @@ func TestClusterEndToEnd(t *testing.T) {
 		detokenizeAll(t, ctx, cl, cl.id, extra, more.tokens, nil)
 	}
 
-	// Stop everything cleanly, then look for PANs in every file written.
+	// Stop everything cleanly, then look for PANs in every file written,
+	// snapshots included.
+	for _, n := range c.Nodes() {
+		if n.Running {
+			waitNodeSnapshot(t, n)
+		}
+	}
 	if err := c.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -417,7 +423,7 @@ func checkIdempotent(t *testing.T, ctx context.Context, cl *client, pans, tokens
 		idx = append(idx, i)
 		req.Items = append(req.Items, &pb.TokenizeBatchItem{Pan: pans[i], RequestId: fmt.Sprintf("%s-%d", idPrefix, i)})
 	}
-	resp, err := cl.tok.TokenizeBatch(ctx, req)
+	resp, err := cl.tok.TokenizeBatch(ctx, req, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatalf("retry batch: %v", err)
 	}
@@ -444,7 +450,7 @@ func detokenizeAll(t *testing.T, ctx context.Context, cl *client, node string, p
 		var err error
 		for attempt := 0; attempt < 50; attempt++ {
 			actx, cancel := context.WithTimeout(ctx, e2eAttempt)
-			resp, err = cl.tok.DetokenizeBatch(actx, req)
+			resp, err = cl.tok.DetokenizeBatch(actx, req, grpc.WaitForReady(true))
 			cancel()
 			if status.Code(err) != codes.Unavailable {
 				break
@@ -470,24 +476,41 @@ func detokenizeAll(t *testing.T, ctx context.Context, cl *client, node string, p
 	}
 }
 
+// hasSnapshot reports whether a node has a complete snapshot on disk.
+func hasSnapshot(n devcluster.NodeInfo) bool {
+	entries, _ := os.ReadDir(filepath.Join(n.DataDir, "snapshots"))
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasSuffix(e.Name(), ".tmp") {
+			return true
+		}
+	}
+	return false
+}
+
 // waitForSnapshot waits until the leader has written a snapshot, so that its
 // log is compacted and a new node cannot catch up from the log alone.
 func waitForSnapshot(t *testing.T, ctx context.Context, c *devcluster.Cluster) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		leader, err := c.Leader(ctx)
-		if err == nil {
-			entries, _ := os.ReadDir(filepath.Join(c.Nodes()[leader].DataDir, "snapshots"))
-			for _, e := range entries {
-				if e.IsDir() && !strings.HasSuffix(e.Name(), ".tmp") {
-					return
-				}
-			}
+		if leader, err := c.Leader(ctx); err == nil && hasSnapshot(c.Nodes()[leader]) {
+			return
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatal("the leader wrote no snapshot within 30s")
+}
+
+// waitNodeSnapshot waits until a node has a snapshot on disk.
+func waitNodeSnapshot(t *testing.T, n devcluster.NodeInfo) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !hasSnapshot(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s wrote no snapshot within 30s", n.ID)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // checkScanned makes sure the PAN scan covered each node's Raft log, state DB,
@@ -510,6 +533,9 @@ func checkScanned(t *testing.T, files []string, nodes []devcluster.NodeInfo) {
 			case f == n.LogPath:
 				logf = true
 			}
+		}
+		if n.Removed {
+			snap = true // stopped when removed; it may not have snapshotted yet
 		}
 		if !raftDB || !stateDB || !snap || !logf {
 			t.Errorf("%s: scan missed files (raft.db %v, state.db %v, snapshot %v, node.log %v)", n.ID, raftDB, stateDB, snap, logf)

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 )
 
@@ -112,10 +109,4 @@ func (b *backoff) wait(ctx context.Context) error {
 	}
 	b.d = min(2*b.d, 2*time.Second)
 	return nil
-}
-
-// isRetryable reports whether a gRPC error means "try again, maybe elsewhere".
-func isRetryable(err error) bool {
-	c := status.Code(err)
-	return c == codes.Unavailable || c == codes.DeadlineExceeded
 }

@@ -51,6 +51,16 @@ func (c *Cluster) waitReady(ctx context.Context, id string, addr string, p *proc
 		return err
 	}
 	defer cc.Close()
+	// A probe in flight ends as soon as the process exits.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	var last error
 	tick := time.NewTicker(150 * time.Millisecond)
 	defer tick.Stop()
@@ -63,6 +73,9 @@ func (c *Cluster) waitReady(ctx context.Context, id string, addr string, p *proc
 		}
 		select {
 		case <-ctx.Done():
+			if p.exited() {
+				continue // reported at the top of the loop
+			}
 			return fmt.Errorf("%w: %s: %w (last check: %v); see %s", ErrNotReady, id, ctx.Err(), last, logPath)
 		case <-p.done:
 		case <-tick.C:
