@@ -250,7 +250,7 @@ func (k *keyring) record(ctx context.Context, name string, refresh bool) (*vault
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, name)
+		return nil, ErrKeyNotFound // the name is the client's: not echoed
 	}
 	rec, err := decodeKey(v)
 	if err != nil {
@@ -278,7 +278,7 @@ func (k *keyring) resolve(ctx context.Context, name string, version uint32, purp
 		vr = findVersion(rec, version)
 	}
 	if vr == nil {
-		return keyVersion{}, fmt.Errorf("%w: %q has no version %d", ErrKeyNotFound, name, version)
+		return keyVersion{}, fmt.Errorf("%w: no version %d", ErrKeyNotFound, version)
 	}
 	if purpose != vaultpb.KeyPurpose_KEY_PURPOSE_UNSPECIFIED && rec.GetPurpose() != purpose {
 		return keyVersion{}, fmt.Errorf("%w: key %q is for %s, not %s", ErrWrongPurpose, name,

@@ -54,7 +54,7 @@ func (c *schemeCache) get(ctx context.Context, field, name string) (*schemeEntry
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("%w: %q", ErrSchemeNotFound, name)
+		return nil, ErrSchemeNotFound // the name is the client's: not echoed
 	}
 	return c.add(v)
 }

@@ -64,6 +64,16 @@ func maskToken(t string) string {
 	return string(b)
 }
 
+// logName returns a scheme or key name from a request for a log line: the
+// name if it is well-formed, else only its length (a confused client may
+// send a PAN in any field).
+func logName(name string) string {
+	if checkName("", name) != nil {
+		return "[invalid, len " + strconv.Itoa(len(name)) + "]"
+	}
+	return name
+}
+
 // batchSize checks the item count of a batch.
 func batchSize(n int) error {
 	if n == 0 {
@@ -94,7 +104,7 @@ func (s *services) tokItemFor(ctx context.Context, e *schemeEntry, panStr, reque
 
 func (s *tokenService) Tokenize(ctx context.Context, req *pb.TokenizeRequest) (*pb.TokenizeResponse, error) {
 	ri := infoFrom(ctx)
-	ri.scheme = req.GetScheme()
+	ri.scheme = logName(req.GetScheme())
 	e, err := s.n.schemes.get(ctx, "scheme", req.GetScheme())
 	if err != nil {
 		return nil, err
@@ -110,7 +120,7 @@ func (s *tokenService) Tokenize(ctx context.Context, req *pb.TokenizeRequest) (*
 
 func (s *tokenService) TokenizeBatch(ctx context.Context, req *pb.TokenizeBatchRequest) (*pb.TokenizeBatchResponse, error) {
 	ri := infoFrom(ctx)
-	ri.scheme, ri.items = req.GetScheme(), len(req.GetItems())
+	ri.scheme, ri.items = logName(req.GetScheme()), len(req.GetItems())
 	if err := batchSize(len(req.GetItems())); err != nil {
 		return nil, err
 	}
@@ -156,7 +166,7 @@ func (s *tokenService) TokenizeBatch(ctx context.Context, req *pb.TokenizeBatchR
 
 func (s *tokenService) Detokenize(ctx context.Context, req *pb.DetokenizeRequest) (*pb.DetokenizeResponse, error) {
 	ri := infoFrom(ctx)
-	ri.scheme, ri.masked = req.GetScheme(), maskToken(req.GetToken())
+	ri.scheme, ri.masked = logName(req.GetScheme()), maskToken(req.GetToken())
 	mode, err := readMode(req.GetConsistency())
 	if err != nil {
 		return nil, err
@@ -171,7 +181,7 @@ func (s *tokenService) Detokenize(ctx context.Context, req *pb.DetokenizeRequest
 
 func (s *tokenService) DetokenizeBatch(ctx context.Context, req *pb.DetokenizeBatchRequest) (*pb.DetokenizeBatchResponse, error) {
 	ri := infoFrom(ctx)
-	ri.scheme, ri.items = req.GetScheme(), len(req.GetItems())
+	ri.scheme, ri.items = logName(req.GetScheme()), len(req.GetItems())
 	if err := batchSize(len(req.GetItems())); err != nil {
 		return nil, err
 	}
@@ -202,7 +212,7 @@ func (s *tokenService) DetokenizeBatch(ctx context.Context, req *pb.DetokenizeBa
 
 func (s *tokenService) DeleteToken(ctx context.Context, req *pb.DeleteTokenRequest) (*pb.DeleteTokenResponse, error) {
 	ri := infoFrom(ctx)
-	ri.scheme, ri.masked = req.GetScheme(), maskToken(req.GetToken())
+	ri.scheme, ri.masked = logName(req.GetScheme()), maskToken(req.GetToken())
 	e, err := s.n.schemes.get(ctx, "scheme", req.GetScheme())
 	if err != nil {
 		return nil, err
@@ -237,7 +247,7 @@ func (s *signingService) GetPublicKey(ctx context.Context, req *pb.GetPublicKeyR
 }
 
 func (s *adminService) CreateScheme(ctx context.Context, req *pb.CreateSchemeRequest) (*pb.CreateSchemeResponse, error) {
-	infoFrom(ctx).scheme = req.GetScheme().GetName()
+	infoFrom(ctx).scheme = logName(req.GetScheme().GetName())
 	sc, created, err := s.n.CreateScheme(ctx, req.GetScheme())
 	if err != nil {
 		return nil, err

@@ -99,6 +99,9 @@ type Options struct {
 	// instead of the cluster's: they cannot load the cluster's working keys
 	// (for tests of a misconfigured node).
 	ForeignMasterKey []int
+	// Logger, when set, receives every node's vault log (instead of the
+	// VAULTTEST_LOG setting).
+	Logger *slog.Logger
 }
 
 // StartClusterWith is StartCluster with options.
@@ -114,6 +117,9 @@ func StartClusterWith(tb testing.TB, n int, opts Options) *Cluster {
 		tls:   make(map[string]*tls.Config),
 	}
 	c.logger, c.raftLog = testLoggers()
+	if opts.Logger != nil {
+		c.logger = opts.Logger
+	}
 	cfg := pki.AuthzConfig{
 		Admins:  []string{pki.AdminIdentity(AdminName)},
 		Clients: []string{pki.ClientIdentity(ClientName)},
