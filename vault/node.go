@@ -15,6 +15,7 @@ import (
 // Config wires a Node to its HSM, its replicated store and its authorization
 // configuration. HSM, Store and Authorizer are required; the Node does not
 // own them (Close leaves them open: the caller closes the store, then the HSM).
+// A plain value, read once by New.
 type Config struct {
 	// NodeID names the node in logs; defaults to the store's id.
 	NodeID string

@@ -58,7 +58,9 @@ type Cluster struct {
 }
 
 // Node is one member: its SoftHSM token and HSM, raftstore member, vault
-// node and gRPC server.
+// node and gRPC server. Its fields change when it is stopped or restarted:
+// read them from the test goroutine (the values they hold are safe for
+// concurrent use).
 type Node struct {
 	ID string
 	// Addr is the gRPC address (127.0.0.1:port), stable across restarts.
@@ -93,7 +95,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	return StartClusterWith(tb, n, Options{})
 }
 
-// Options adjusts StartClusterWith.
+// Options adjusts StartClusterWith. A plain value.
 type Options struct {
 	// ForeignMasterKey lists nodes that get a master key of their own
 	// instead of the cluster's: they cannot load the cluster's working keys
