@@ -269,23 +269,28 @@ func (c *serverConfig) shutdownTimeout() time.Duration {
 	return 15 * time.Second
 }
 
-// readPIN reads the HSM PIN from its file, trimming one trailing newline.
-// The file must not be readable by group or others.
-func readPIN(path string) (string, error) {
+// readPIN reads the HSM PIN from the file named by hsm.pin_file.
+func readPIN(path string) (string, error) { return readSecretFile("hsm.pin_file", path) }
+
+// readSecretFile reads a PIN-like secret from path, trimming trailing
+// newlines. The file must not be accessible by group or others. Errors name
+// key (a config key or flag) and never contain the secret.
+func readSecretFile(key, path string) (string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return "", &configError{Key: "hsm.pin_file", Reason: err.Error()}
+		return "", &configError{Key: key, Reason: err.Error()}
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return "", &configError{Key: "hsm.pin_file", Reason: fmt.Sprintf("permissions %v: must not be accessible by group or others", st.Mode().Perm())}
+		return "", &configError{Key: key, Reason: fmt.Sprintf("%s: permissions %v: must not be accessible by group or others", path, st.Mode().Perm())}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", &configError{Key: "hsm.pin_file", Reason: err.Error()}
+		return "", &configError{Key: key, Reason: err.Error()}
 	}
 	pin := strings.TrimRight(string(b), "\r\n")
+	clear(b)
 	if pin == "" {
-		return "", &configError{Key: "hsm.pin_file", Reason: "empty"}
+		return "", &configError{Key: key, Reason: path + ": empty"}
 	}
 	return pin, nil
 }

@@ -123,17 +123,17 @@ func TestLoadHSMConfig(t *testing.T) {
 func TestReadPIN(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "pin")
-	if err := os.WriteFile(p, []byte("1234\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("s3cret-pin\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if pin, err := readPIN(p); err != nil || pin != "1234" {
+	if pin, err := readPIN(p); err != nil || pin != "s3cret-pin" {
 		t.Fatalf("readPIN = %q, %v", pin, err)
 	}
 	if err := os.Chmod(p, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	_, err := readPIN(p)
-	if err == nil || !strings.Contains(err.Error(), "hsm.pin_file") || strings.Contains(err.Error(), "1234") {
+	if err == nil || !strings.Contains(err.Error(), "hsm.pin_file") || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("group-readable PIN file: %v", err)
 	}
 	empty := filepath.Join(dir, "empty")

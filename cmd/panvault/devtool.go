@@ -33,11 +33,11 @@ func newDevtoolCmd(io *stdio) *cobra.Command {
 					return nil
 				}
 			}
-			pin, err := readPIN(pinFile)
+			pin, err := readSecretFile("--pin-file", pinFile)
 			if err != nil {
 				return err
 			}
-			soPIN, err := readPIN(soPINFile)
+			soPIN, err := readSecretFile("--so-pin-file", soPINFile)
 			if err != nil {
 				return err
 			}

@@ -54,6 +54,9 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	// The vault node adds its own node attribute to baseLog.
 	log := baseLog.With("node", cfg.NodeID)
 	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("interrupted during startup: %w", err)
+		}
 		if err != nil {
 			log.Error("server stopped with an error", "err", err)
 		} else {

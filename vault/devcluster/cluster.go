@@ -16,7 +16,7 @@ import (
 	"github.com/panvault/panvault/vault/pki"
 )
 
-// Identity names which dev certificate a connection presents.
+// Identity names which dev certificate a connection presents. A plain value.
 type Identity int
 
 const (
@@ -48,7 +48,7 @@ type Cluster struct {
 	closed bool
 }
 
-// NodeInfo describes one node of the cluster.
+// NodeInfo describes one node of the cluster: a snapshot, a plain value.
 type NodeInfo struct {
 	// Index is the node's position in Nodes (also for removed nodes).
 	Index int

@@ -8,6 +8,7 @@ import (
 
 // Env is what a CLI or grpcurl needs to reach the cluster as one identity:
 // the values of PANVAULT_ADDR, PANVAULT_CACERT, PANVAULT_CERT, PANVAULT_KEY.
+// A plain value, safe for concurrent reads.
 type Env struct {
 	// Addr lists the API addresses of the active nodes, comma-separated.
 	Addr   string

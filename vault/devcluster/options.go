@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Options configure Start. Dir and Binary are required.
+// Options configure Start. Dir and Binary are required. Options is a plain
+// value; Start copies it.
 type Options struct {
 	// Dir holds the whole cluster (see the package doc). Created if missing.
 	Dir string

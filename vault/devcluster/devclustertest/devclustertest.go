@@ -1,7 +1,9 @@
 // Package devclustertest holds helpers for end-to-end tests that run the real
 // panvault binary: building it, requiring SoftHSM, generating test PANs
 // deterministically, masking them for failure messages, and scanning files for
-// PANs that must never be written in clear.
+// PANs that must never be written in clear. It exists so that the end-to-end
+// tests of several packages (cmd/panvault, vault/devcluster) share one PAN
+// generator and one scanner. Every function is safe for concurrent use.
 package devclustertest
 
 import (
@@ -156,7 +158,8 @@ func Mask(s string) string {
 	return s[:6] + strings.Repeat("*", len(s)-10) + s[len(s)-4:]
 }
 
-// Finding is one PAN found in clear in a file.
+// Finding is one PAN found in clear in a file (a plain value). Masked is the
+// only form of the PAN it holds.
 type Finding struct {
 	Path   string
 	Offset int
