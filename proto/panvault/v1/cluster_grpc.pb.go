@@ -44,8 +44,8 @@ const (
 // or address; FAILED_PRECONDITION for a change Raft refuses (for example a
 // known id with a different address: remove it first); NOT_FOUND for a
 // TransferLeadership target that is not a voter; PERMISSION_DENIED;
-// UNAVAILABLE when there is no leader; DEADLINE_EXCEEDED when the outcome is
-// unknown (call Status to see the current configuration).
+// UNAVAILABLE when there is no leader or when the outcome is unknown (reason
+// OUTCOME_UNKNOWN: call Status to see the current configuration).
 type ClusterServiceClient interface {
 	// Status describes the cluster as the answering node sees it. Answers even
 	// without a leader (for diagnosis).
@@ -125,8 +125,8 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, in *Trans
 // or address; FAILED_PRECONDITION for a change Raft refuses (for example a
 // known id with a different address: remove it first); NOT_FOUND for a
 // TransferLeadership target that is not a voter; PERMISSION_DENIED;
-// UNAVAILABLE when there is no leader; DEADLINE_EXCEEDED when the outcome is
-// unknown (call Status to see the current configuration).
+// UNAVAILABLE when there is no leader or when the outcome is unknown (reason
+// OUTCOME_UNKNOWN: call Status to see the current configuration).
 type ClusterServiceServer interface {
 	// Status describes the cluster as the answering node sees it. Answers even
 	// without a leader (for diagnosis).

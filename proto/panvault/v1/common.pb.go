@@ -346,8 +346,8 @@ type ItemError struct {
 	// "INVALID_LUHN", "PAN_LENGTH_NOT_ALLOWED", "TOKEN_EXPIRED"). Empty when no
 	// more specific reason than `code` applies. New reasons may be added.
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	// The input fields that were wrong, relative to the batch item (for example
-	// "pan" or "request_id"). Empty when the failure is not about a field.
+	// The input fields that were wrong, as paths into the request (for example
+	// "items[3].pan" or "items[3].request_id"). Empty when the failure is not about a field.
 	FieldViolations []*FieldViolation `protobuf:"bytes,4,rep,name=field_violations,json=fieldViolations,proto3" json:"field_violations,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache

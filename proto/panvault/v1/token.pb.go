@@ -627,7 +627,7 @@ type TokenizeBatchResult_Success struct {
 }
 
 type TokenizeBatchResult_Error struct {
-	// Why this item failed. Field paths are relative to the item ("pan").
+	// Why this item failed. Field paths name the item ("items[3].pan").
 	Error *ItemError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
 }
 

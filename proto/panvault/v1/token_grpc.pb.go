@@ -54,7 +54,9 @@ const (
 //   - PERMISSION_DENIED: the caller's identity may not do this.
 //   - UNAVAILABLE: no leader, HSM unavailable, or shutting down. Safe to retry
 //     a Tokenize or DeleteToken that carries a request_id.
-//   - DEADLINE_EXCEEDED: the outcome is unknown; retry with the same request_id.
+//   - UNAVAILABLE with reason OUTCOME_UNKNOWN: the write may or may not have
+//     been committed (leadership changed mid-flight); retry with the same
+//     request_id, which returns the original result if it was committed.
 //
 // No field anywhere accepts a card security code (CVV/CVC/CID). A request
 // carrying fields this server does not know (unknown field numbers) is
@@ -170,7 +172,9 @@ func (c *tokenServiceClient) DeleteToken(ctx context.Context, in *DeleteTokenReq
 //   - PERMISSION_DENIED: the caller's identity may not do this.
 //   - UNAVAILABLE: no leader, HSM unavailable, or shutting down. Safe to retry
 //     a Tokenize or DeleteToken that carries a request_id.
-//   - DEADLINE_EXCEEDED: the outcome is unknown; retry with the same request_id.
+//   - UNAVAILABLE with reason OUTCOME_UNKNOWN: the write may or may not have
+//     been committed (leadership changed mid-flight); retry with the same
+//     request_id, which returns the original result if it was committed.
 //
 // No field anywhere accepts a card security code (CVV/CVC/CID). A request
 // carrying fields this server does not know (unknown field numbers) is
