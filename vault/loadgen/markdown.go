@@ -124,11 +124,15 @@ func targetsCell(res *Results, wr WorkloadResult) string {
 		if t.Cmp == AtMost {
 			op = "≤"
 		}
-		var s string
+		// Rates carry their unit in the value; latencies and memory are named.
+		s := op
+		if t.Metric.IsLatency() || t.Metric == MetricMaxRSS {
+			s = string(t.Metric) + " " + op
+		}
 		if t.Of == "" {
-			s = fmt.Sprintf("%s %s %s", t.Metric, op, fmtMetric(t.Metric, t.Value))
+			s += " " + fmtMetric(t.Metric, t.Value)
 		} else {
-			s = fmt.Sprintf("%s %s %s × %s", t.Metric, op, fmtNumber(t.Value), strings.TrimPrefix(strings.TrimPrefix(t.Of, "raw:"), "workload:"))
+			s += fmt.Sprintf(" %s × %s", fmtNumber(t.Value), strings.TrimPrefix(strings.TrimPrefix(t.Of, "raw:"), "workload:"))
 			if th, ok := res.Threshold(t); ok {
 				s += " = " + fmtMetric(t.Metric, th)
 			}

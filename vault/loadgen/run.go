@@ -89,8 +89,11 @@ func Run(ctx context.Context, o Options, conns []grpc.ClientConnInterface) (*Rep
 	stopProgress()
 
 	r := newReport(o, len(conns), workers, finished.Sub(win.measure))
-	if ctx.Err() != nil {
+	if ended(ctx) {
 		r.Interrupted = true
+		if ctx.Err() == nil {
+			return r, context.DeadlineExceeded
+		}
 		return r, ctx.Err()
 	}
 	return r, nil
@@ -100,14 +103,14 @@ func Run(ctx context.Context, o Options, conns []grpc.ClientConnInterface) (*Rep
 func (w *worker) loop(ctx context.Context, win window, timeout time.Duration) {
 	for n := uint64(0); ; n++ {
 		start := time.Now()
-		if !start.Before(win.end) || ctx.Err() != nil {
+		if !start.Before(win.end) || ended(ctx) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err := w.c.call(cctx, n)
 		cancel()
 		lat := time.Since(start)
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			// Interrupted by the caller: this outcome says nothing about
 			// the server.
 			return
@@ -133,6 +136,18 @@ func (w *worker) loop(ctx context.Context, win window, timeout time.Duration) {
 			}
 		}
 	}
+}
+
+// ended reports whether ctx is done or past its deadline. A deadline can
+// pass a little before ctx.Err() says so (its timer has not fired yet), and a
+// call made then fails at once with DeadlineExceeded: that is the caller's
+// deadline, not the server's failure.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // newReport merges the workers' results. Call it only after every worker has
