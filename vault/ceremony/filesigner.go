@@ -81,6 +81,18 @@ func GenerateKeyFile(path string, alg Algorithm) (*FileSigner, error) {
 	return s, nil
 }
 
+// LoadOrGenerateKeyFile loads the key file at path, or generates one of
+// algorithm alg there if none exists (for `panvault dev`, which keeps its
+// directory across restarts). created says which happened.
+func LoadOrGenerateKeyFile(path string, alg Algorithm) (s *FileSigner, created bool, err error) {
+	s, err = LoadKeyFile(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return s, false, err
+	}
+	s, err = GenerateKeyFile(path, alg)
+	return s, err == nil, err
+}
+
 // LoadKeyFile reads a key file. It refuses a file that is not a regular
 // file, is readable or writable by group or others, is larger than 16 KiB,
 // holds anything but exactly one PEM "PRIVATE KEY" block (PKCS#8, no

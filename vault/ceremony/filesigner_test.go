@@ -49,6 +49,21 @@ func TestKeyFiles(t *testing.T) {
 			}
 		})
 	}
+	again := filepath.Join(dir, "dev.pem")
+	first, created, err := ceremony.LoadOrGenerateKeyFile(again, ceremony.AlgEd25519)
+	if err != nil || !created {
+		t.Fatalf("first LoadOrGenerateKeyFile: created %v, %v", created, err)
+	}
+	second, created, err := ceremony.LoadOrGenerateKeyFile(again, ceremony.AlgECDSAP256)
+	if err != nil || created || second.Fingerprint() != first.Fingerprint() {
+		t.Fatalf("second LoadOrGenerateKeyFile: created %v, same key %v, %v", created, second != nil && second.Fingerprint() == first.Fingerprint(), err)
+	}
+	if err := os.Chmod(again, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ceremony.LoadOrGenerateKeyFile(again, ceremony.AlgEd25519); !errors.Is(err, ceremony.ErrKeyFile) {
+		t.Fatalf("unsafe existing file: %v", err)
+	}
 	if _, err := ceremony.GenerateKeyFile(filepath.Join(dir, "x.pem"), 0); !errors.Is(err, ceremony.ErrUnsupportedKey) {
 		t.Errorf("unknown algorithm: %v", err)
 	}

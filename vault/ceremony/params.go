@@ -30,6 +30,8 @@ const MaxCryptoperiod = 10 * 365 * 24 * time.Hour
 // it must be rotated (PCI DSS 3.6.4, NIST SP 800-57).
 //
 // Encoding: lp(name) u8(type) u8(purpose) i64(cryptoperiod ns).
+//
+// A plain value, safe for concurrent reads.
 type CreateKey struct {
 	Name         string
 	Type         keys.KeyType
@@ -84,6 +86,8 @@ func (p CreateKey) encode(e *encoder) {
 // signs from then on, older versions still decrypt and verify.
 //
 // Encoding: lp(name).
+//
+// A plain value, safe for concurrent reads.
 type RotateKey struct {
 	Name string
 }
@@ -100,6 +104,8 @@ func (p RotateKey) encode(e *encoder) { e.str(p.Name) }
 // they no longer decrypt or verify.
 //
 // Encoding: lp(name) u32(version).
+//
+// A plain value, safe for concurrent reads.
 type SetMinDecryptionVersion struct {
 	Name    string
 	Version uint32
@@ -130,6 +136,8 @@ func (p SetMinDecryptionVersion) encode(e *encoder) {
 // a retired version.
 //
 // Encoding: lp(name) u32(version).
+//
+// A plain value, safe for concurrent reads.
 type DestroyVersion struct {
 	Name    string
 	Version uint32
@@ -157,6 +165,8 @@ func (p DestroyVersion) encode(e *encoder) {
 // ChangeSchemeKey makes token scheme Scheme use key Key from now on.
 //
 // Encoding: lp(scheme) lp(key).
+//
+// A plain value, safe for concurrent reads.
 type ChangeSchemeKey struct {
 	Scheme string
 	Key    string
@@ -184,6 +194,8 @@ func (p ChangeSchemeKey) encode(e *encoder) {
 // SignAcknowledgement produces these fields.
 //
 // Encoding: lp(name) lp(public key DER) i64(acknowledged ns) lp(ack signature).
+//
+// A plain value, safe for concurrent reads.
 type AddCustodian struct {
 	Name         string
 	PublicKey    []byte
@@ -214,6 +226,8 @@ func (p AddCustodian) encode(e *encoder) {
 // proposals stop counting.
 //
 // Encoding: lp(name).
+//
+// A plain value, safe for concurrent reads.
 type RemoveCustodian struct {
 	Name string
 }
@@ -230,6 +244,8 @@ func (p RemoveCustodian) encode(e *encoder) { e.str(p.Name) }
 // ceremony needs.
 //
 // Encoding: u32(m).
+//
+// A plain value, safe for concurrent reads.
 type ChangeQuorum struct {
 	M uint32
 }
@@ -254,6 +270,8 @@ func (p ChangeQuorum) encode(e *encoder) { e.u32(p.M) }
 // approve the KCVs they were handed, never the component values.
 //
 // Encoding: kcv(3) u32(count) count*kcv(3).
+//
+// A plain value, safe for concurrent reads.
 type RotateMasterKey struct {
 	MasterKCV     keys.KCV
 	ComponentKCVs []keys.KCV

@@ -3,7 +3,8 @@ package ceremony
 import "fmt"
 
 // Replayed is what a ceremony log proves: the registry and the state of
-// every proposal after its last entry. A plain value.
+// every proposal after its last entry. A plain value, safe for
+// concurrent reads.
 type Replayed struct {
 	Registry *Registry
 	States   map[string]State // by proposal id

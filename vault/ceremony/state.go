@@ -48,7 +48,8 @@ func (s Status) Valid() bool { _, ok := statusNames[s]; return ok }
 
 // Approval is a custodian's signature over ApprovalMessage(id,
 // transcript). Custodian may be empty in a request to Approve, which then
-// finds the custodian by Key. At is set by Approve. A plain value.
+// finds the custodian by Key. At is set by Approve. A plain value, safe
+// for concurrent reads.
 type Approval struct {
 	Custodian string
 	Key       Fingerprint
@@ -59,7 +60,7 @@ type Approval struct {
 // Rejection is a custodian's signature over RejectionMessage(id,
 // transcript, Reason). Custodian may be empty in a request to Reject,
 // which then finds the custodian by Key. At is set by Reject. A plain
-// value.
+// value, safe for concurrent reads.
 type Rejection struct {
 	Custodian string
 	Key       Fingerprint
@@ -74,7 +75,9 @@ type Rejection struct {
 // recomputes them).
 //
 // The functions that change a State (Approve, Reject, Expire, Execute,
-// Fail) are pure: they read no clock (the caller passes now), no
+// Fail) first check it with Validate, so a State whose ID or Transcript do
+// not belong to its Proposal is refused (ErrInvalid) rather than have
+// signatures attach to other content. They are pure: they read no clock (the caller passes now), no
 // randomness and no global state, never modify their arguments, and
 // return a new State plus the LogEntry that records the step. The same
 // inputs always give the same result, so every node and every replay of
@@ -240,6 +243,9 @@ func Expire(reg *Registry, st State, now time.Time) (State, LogEntry, error) {
 	if err != nil {
 		return State{}, LogEntry{}, err
 	}
+	if err := st.Validate(); err != nil {
+		return State{}, LogEntry{}, err
+	}
 	if st.Status != StatusPending {
 		return State{}, LogEntry{}, fmt.Errorf("%w: %s is %s", ErrClosed, st.ID, st.Status)
 	}
@@ -361,6 +367,9 @@ func (st State) rejectedBy(name string) bool {
 // voter checks that st takes votes at now and returns the registered
 // custodian that name and key identify.
 func (st State) voter(reg *Registry, name string, key Fingerprint, now time.Time) (Custodian, error) {
+	if err := st.Validate(); err != nil {
+		return Custodian{}, err
+	}
 	if st.Status != StatusPending {
 		return Custodian{}, fmt.Errorf("%w: %s is %s", ErrClosed, st.ID, st.Status)
 	}
@@ -396,6 +405,9 @@ func checkSignature(c Custodian, msg, sig []byte) error {
 }
 
 func (st State) readyCheck(reg *Registry) error {
+	if err := st.Validate(); err != nil {
+		return err
+	}
 	if st.Status != StatusPending {
 		return fmt.Errorf("%w: %s is %s", ErrClosed, st.ID, st.Status)
 	}

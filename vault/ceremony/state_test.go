@@ -94,6 +94,7 @@ func TestApproveRules(t *testing.T) {
 		{"after expiry", byOperator, sign(f.alice, byOperator), byOperator.Proposal.Expires.Add(time.Hour), ceremony.ErrExpired},
 		{"rejected proposal", closed, sign(f.bob, closed), t0.Add(2 * time.Minute), ceremony.ErrClosed},
 		{"zero time", byOperator, sign(f.alice, byOperator), time.Time{}, ceremony.ErrInvalid},
+		{"state whose transcript is not its proposal's", withTranscriptOf(byOperator, other), sign(f.alice, other), t0, ceremony.ErrInvalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -514,4 +515,11 @@ func TestStateEncoding(t *testing.T) {
 			t.Errorf("bad state %d: Marshal = %v", i, err)
 		}
 	}
+}
+
+// withTranscriptOf returns st carrying other's id and transcript hash: a
+// corrupted or hand-made state.
+func withTranscriptOf(st, other ceremony.State) ceremony.State {
+	st.ID, st.Transcript = other.ID, other.Transcript
+	return st
 }
