@@ -126,7 +126,9 @@ func TestClusterEndToEnd(t *testing.T) {
 	for k := range 6 {
 		idx := k * 97
 		via := k % 3
-		resp, err := clients[via].tok.DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx], RequestId: fmt.Sprintf("e2e-del-%d", k)}, grpc.WaitForReady(true))
+		// A client retries UNAVAILABLE with the same request id (the outcome may be
+		// unknown right after the leader change); the retry returns the first answer.
+		resp, err := deleteRetrying(ctx, clients[via].tok, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx], RequestId: fmt.Sprintf("e2e-del-%d", k)})
 		if err != nil || !resp.GetDeleted() {
 			t.Fatalf("delete token of PAN %s via %s: deleted=%v err=%v", devclustertest.Mask(pans[idx]), c.Nodes()[via].ID, resp.GetDeleted(), err)
 		}
@@ -137,7 +139,7 @@ func TestClusterEndToEnd(t *testing.T) {
 				t.Fatalf("detokenize on %s right after delete via %s: %v, want NOT_FOUND", c.Nodes()[i].ID, c.Nodes()[via].ID, err)
 			}
 		}
-		again, err := clients[(via+1)%3].tok.DeleteToken(ctx, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx]}, grpc.WaitForReady(true))
+		again, err := deleteRetrying(ctx, clients[(via+1)%3].tok, &pb.DeleteTokenRequest{Scheme: devcluster.SchemePAN, Token: tokens[idx], RequestId: fmt.Sprintf("e2e-del-again-%d", k)})
 		if err != nil || again.GetDeleted() {
 			t.Fatalf("second delete: deleted=%v err=%v, want false, nil", again.GetDeleted(), err)
 		}
@@ -541,4 +543,21 @@ func checkScanned(t *testing.T, files []string, nodes []devcluster.NodeInfo) {
 			t.Errorf("%s: scan missed files (raft.db %v, state.db %v, snapshot %v, node.log %v)", n.ID, raftDB, stateDB, snap, logf)
 		}
 	}
+}
+
+// deleteRetrying sends req until it gets an answer other than UNAVAILABLE or
+// DEADLINE_EXCEEDED, at most ten times, as a client holding a request id does.
+func deleteRetrying(ctx context.Context, c pb.TokenServiceClient, req *pb.DeleteTokenRequest) (*pb.DeleteTokenResponse, error) {
+	var err error
+	for attempt := range 10 {
+		actx, cancel := context.WithTimeout(ctx, e2eAttempt)
+		var resp *pb.DeleteTokenResponse
+		resp, err = c.DeleteToken(actx, req, grpc.WaitForReady(true))
+		cancel()
+		if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
+			return resp, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+	return nil, err
 }
