@@ -42,6 +42,8 @@ func (r WorkloadResult) Value(m Metric) (float64, bool) {
 type Results struct {
 	// Date is when the run started.
 	Date time.Time
+	// Command is what produced the results ("make bench").
+	Command string
 	// Machine describes where it ran ("2 CPUs, linux/amd64, go1.26").
 	Machine string
 	// Notes are printed under the heading, one paragraph each (for

@@ -5,8 +5,8 @@
 //   - FsyncLatency: append + fdatasync on a file (the floor under every
 //     acknowledged write; the vault never skips it).
 //   - HSMRates: SoftHSM through package keys' public API (session pool,
-//     unwrapped session-object keys): ECDSA P-256 sign, AES-ECB over 256
-//     blocks, AES-GCM seal and open of 128 bytes, from one goroutine and from
+//     unwrapped session-object keys): ECDSA P-256 sign, AES-ECB over 1 and
+//     256 blocks, AES-GCM seal and open of 128 bytes, from one goroutine and from
 //     GOMAXPROCS goroutines.
 //   - GRPCRoundTrip: grpc.health.v1 Check against a bare server over mutual
 //     TLS 1.3 on loopback (package pki's policy), 1 and 64 callers.

@@ -29,6 +29,7 @@ type HSMOptions struct {
 // HSM operation names, as in HSMResult.
 const (
 	HSMSignP256   = "sign-p256"    // ECDSA P-256 over SHA-256 of a 256-byte message
+	HSMECB1       = "ecb-1"        // one AES-ECB call over 1 block (an FF1 round of one PAN)
 	HSMECB256     = "ecb-256"      // one AES-ECB call over 256 blocks (FF1 rounds of a batch)
 	HSMSealGCM128 = "gcm-seal-128" // AES-256-GCM seal of 128 bytes with 16 bytes of AAD
 	HSMOpenGCM128 = "gcm-open-128" // the matching open
@@ -43,7 +44,7 @@ type HSMOp struct {
 
 // HSMRates measures SoftHSM through package keys' public API, the way the
 // vault uses it (session pool, session-object keys unwrapped under a master
-// key): ECDSA P-256 signatures, AES-ECB over 256 blocks, AES-GCM seal and
+// key): ECDSA P-256 signatures, AES-ECB over 1 and 256 blocks, AES-GCM seal and
 // open of 128 bytes, each from one goroutine and from Parallel goroutines.
 // It needs a process whose SoftHSM configuration it may use (see package
 // softhsm: one per process).
@@ -92,6 +93,9 @@ func HSMRates(ctx context.Context, opts HSMOptions) (ops []HSMOp, err error) {
 		{HSMSignP256, func(ctx context.Context, _ int, _ int64) error {
 			_, err := h.Sign(ctx, refs[keys.KeyECDSAP256], msg)
 			return err
+		}},
+		{HSMECB1, func(ctx context.Context, g int, _ int64) error {
+			return h.EncryptBlocks(ctx, refs[keys.KeyAES256FF1], ecbDst[g][:keys.BlockSize], ecbSrc[:keys.BlockSize])
 		}},
 		{HSMECB256, func(ctx context.Context, g int, _ int64) error {
 			return h.EncryptBlocks(ctx, refs[keys.KeyAES256FF1], ecbDst[g], ecbSrc)

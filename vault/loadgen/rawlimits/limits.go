@@ -123,7 +123,7 @@ func GRPCLimits(rates []Rate) []loadgen.RawLimit {
 	var out []loadgen.RawLimit
 	for _, r := range rates {
 		name := fmt.Sprintf("grpc.c%d", r.Goroutines)
-		what := fmt.Sprintf("health Check over mTLS 1.3 loopback, %d callers on one connection", r.Goroutines)
+		what := fmt.Sprintf("health Check over mTLS 1.3 loopback, %d caller(s) on one connection", r.Goroutines)
 		out = append(out,
 			loadgen.RawLimit{Name: name, Value: r.PerSec, Detail: what, Command: command(ProbeGRPC)},
 			loadgen.RawLimit{Name: name + ".p50", Value: r.Latency.P50.Seconds(), Detail: what + ", p50", Command: command(ProbeGRPC)})
@@ -145,7 +145,7 @@ func RaftLimits(rs []RaftResult) []loadgen.RawLimit {
 		if r.TLS {
 			link = "mTLS"
 		}
-		what := fmt.Sprintf("hashicorp/raft, 3 nodes over %s loopback, raft-boltdb (fsync), in-memory FSM, %d callers, %d commands per entry",
+		what := fmt.Sprintf("hashicorp/raft, 3 nodes over %s loopback, raft-boltdb (fsync), in-memory FSM, %d caller(s), %d command(s) per entry",
 			link, r.Concurrency, r.PerEntry)
 		out = append(out,
 			loadgen.RawLimit{Name: name, Value: r.CommandsPerSec, Detail: what + ", commands/s", Command: command(ProbeRaft)},

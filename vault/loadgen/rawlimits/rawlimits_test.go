@@ -69,7 +69,7 @@ func TestHSMRates(t *testing.T) {
 		checkRate(t, op.Name+" single", op.Single, 1)
 		checkRate(t, op.Name+" parallel", op.Parallel, 2)
 	}
-	for _, n := range []string{rawlimits.HSMSignP256, rawlimits.HSMECB256, rawlimits.HSMSealGCM128, rawlimits.HSMOpenGCM128} {
+	for _, n := range []string{rawlimits.HSMSignP256, rawlimits.HSMECB1, rawlimits.HSMECB256, rawlimits.HSMSealGCM128, rawlimits.HSMOpenGCM128} {
 		if !names[n] {
 			t.Errorf("no %s rate", n)
 		}
