@@ -750,7 +750,11 @@ type CreateKeyRequest struct {
 	// The key's type. Required.
 	Type KeyType `protobuf:"varint,2,opt,name=type,proto3,enum=panvault.v1.KeyType" json:"type,omitempty"`
 	// The key's purpose; must fit the type (see KeyPurpose). Required.
-	Purpose       KeyPurpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=panvault.v1.KeyPurpose" json:"purpose,omitempty"`
+	Purpose KeyPurpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=panvault.v1.KeyPurpose" json:"purpose,omitempty"`
+	// How long each version may encrypt or sign before rotation is due (PCI
+	// DSS 3.6.4). Unset: one year for PAN-encryption, FPE and fingerprint keys,
+	// two years for signing keys. At most ten years.
+	Cryptoperiod  *durationpb.Duration `protobuf:"bytes,4,opt,name=cryptoperiod,proto3" json:"cryptoperiod,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -804,6 +808,13 @@ func (x *CreateKeyRequest) GetPurpose() KeyPurpose {
 		return x.Purpose
 	}
 	return KeyPurpose_KEY_PURPOSE_UNSPECIFIED
+}
+
+func (x *CreateKeyRequest) GetCryptoperiod() *durationpb.Duration {
+	if x != nil {
+		return x.Cryptoperiod
+	}
+	return nil
 }
 
 // CreateKeyResponse is the key as stored.
@@ -1084,9 +1095,18 @@ type KeyInfo struct {
 	// versions are retired or destroyed.
 	MinDecryptionVersion uint32 `protobuf:"varint,6,opt,name=min_decryption_version,json=minDecryptionVersion,proto3" json:"min_decryption_version,omitempty"`
 	// When the key (its version 1) was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// How long each version may encrypt or sign before rotation is due.
+	Cryptoperiod *durationpb.Duration `protobuf:"bytes,8,opt,name=cryptoperiod,proto3" json:"cryptoperiod,omitempty"`
+	// When the latest version's cryptoperiod ends: its create_time plus
+	// cryptoperiod. Rotation is due then (a ROTATE_KEY ceremony).
+	RotationDueTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=rotation_due_time,json=rotationDueTime,proto3" json:"rotation_due_time,omitempty"`
+	// True when rotation_due_time has passed. The key keeps working (an
+	// elapsed cryptoperiod is a warning, logged and counted in the metric
+	// panvault_key_cryptoperiod_elapsed, never an outage).
+	RotationOverdue bool `protobuf:"varint,10,opt,name=rotation_overdue,json=rotationOverdue,proto3" json:"rotation_overdue,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *KeyInfo) Reset() {
@@ -1168,6 +1188,27 @@ func (x *KeyInfo) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *KeyInfo) GetCryptoperiod() *durationpb.Duration {
+	if x != nil {
+		return x.Cryptoperiod
+	}
+	return nil
+}
+
+func (x *KeyInfo) GetRotationDueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RotationDueTime
+	}
+	return nil
+}
+
+func (x *KeyInfo) GetRotationOverdue() bool {
+	if x != nil {
+		return x.RotationOverdue
+	}
+	return false
+}
+
 // KeyVersion is one version of a key.
 type KeyVersion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1187,9 +1228,12 @@ type KeyVersion struct {
 	MasterKeyKcv string `protobuf:"bytes,5,opt,name=master_key_kcv,json=masterKeyKcv,proto3" json:"master_key_kcv,omitempty"`
 	// Asymmetric keys only: the public key as an X.509 SubjectPublicKeyInfo
 	// (PKIX), DER encoded. Empty for AES and HMAC keys.
-	PublicKeyDer  []byte `protobuf:"bytes,6,opt,name=public_key_der,json=publicKeyDer,proto3" json:"public_key_der,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PublicKeyDer []byte `protobuf:"bytes,6,opt,name=public_key_der,json=publicKeyDer,proto3" json:"public_key_der,omitempty"`
+	// When the version entered its current state (equal to create_time while
+	// it is the active version).
+	StateChangeTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=state_change_time,json=stateChangeTime,proto3" json:"state_change_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *KeyVersion) Reset() {
@@ -1264,6 +1308,13 @@ func (x *KeyVersion) GetPublicKeyDer() []byte {
 	return nil
 }
 
+func (x *KeyVersion) GetStateChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateChangeTime
+	}
+	return nil
+}
+
 var File_proto_panvault_v1_admin_proto protoreflect.FileDescriptor
 
 const file_proto_panvault_v1_admin_proto_rawDesc = "" +
@@ -1299,11 +1350,12 @@ const file_proto_panvault_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"l\n" +
 	"\x13ListSchemesResponse\x12-\n" +
 	"\aschemes\x18\x01 \x03(\v2\x13.panvault.v1.SchemeR\aschemes\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc2\x01\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x14.panvault.v1.KeyTypeR\x04type\x121\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x17.panvault.v1.KeyPurposeR\apurpose\"U\n" +
+	"\apurpose\x18\x03 \x01(\x0e2\x17.panvault.v1.KeyPurposeR\apurpose\x12=\n" +
+	"\fcryptoperiod\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fcryptoperiod\"U\n" +
 	"\x11CreateKeyResponse\x12&\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.panvault.v1.KeyInfoR\x03key\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"#\n" +
@@ -1317,7 +1369,7 @@ const file_proto_panvault_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"d\n" +
 	"\x10ListKeysResponse\x12(\n" +
 	"\x04keys\x18\x01 \x03(\v2\x14.panvault.v1.KeyInfoR\x04keys\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc9\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfb\x03\n" +
 	"\aKeyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x14.panvault.v1.KeyTypeR\x04type\x121\n" +
@@ -1326,7 +1378,11 @@ const file_proto_panvault_v1_admin_proto_rawDesc = "" +
 	"\x0elatest_version\x18\x05 \x01(\rR\rlatestVersion\x124\n" +
 	"\x16min_decryption_version\x18\x06 \x01(\rR\x14minDecryptionVersion\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xee\x01\n" +
+	"createTime\x12=\n" +
+	"\fcryptoperiod\x18\b \x01(\v2\x19.google.protobuf.DurationR\fcryptoperiod\x12F\n" +
+	"\x11rotation_due_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0frotationDueTime\x12)\n" +
+	"\x10rotation_overdue\x18\n" +
+	" \x01(\bR\x0frotationOverdue\"\xb6\x02\n" +
 	"\n" +
 	"KeyVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12+\n" +
@@ -1335,7 +1391,8 @@ const file_proto_panvault_v1_admin_proto_rawDesc = "" +
 	"createTime\x12\x10\n" +
 	"\x03kcv\x18\x04 \x01(\tR\x03kcv\x12$\n" +
 	"\x0emaster_key_kcv\x18\x05 \x01(\tR\fmasterKeyKcv\x12$\n" +
-	"\x0epublic_key_der\x18\x06 \x01(\fR\fpublicKeyDer*W\n" +
+	"\x0epublic_key_der\x18\x06 \x01(\fR\fpublicKeyDer\x12F\n" +
+	"\x11state_change_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fstateChangeTime*W\n" +
 	"\n" +
 	"SchemeMode\x12\x1b\n" +
 	"\x17SCHEME_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1416,32 +1473,36 @@ var file_proto_panvault_v1_admin_proto_depIdxs = []int32{
 	4,  // 7: panvault.v1.ListSchemesResponse.schemes:type_name -> panvault.v1.Scheme
 	21, // 8: panvault.v1.CreateKeyRequest.type:type_name -> panvault.v1.KeyType
 	2,  // 9: panvault.v1.CreateKeyRequest.purpose:type_name -> panvault.v1.KeyPurpose
-	17, // 10: panvault.v1.CreateKeyResponse.key:type_name -> panvault.v1.KeyInfo
-	17, // 11: panvault.v1.GetKeyResponse.key:type_name -> panvault.v1.KeyInfo
-	17, // 12: panvault.v1.ListKeysResponse.keys:type_name -> panvault.v1.KeyInfo
-	21, // 13: panvault.v1.KeyInfo.type:type_name -> panvault.v1.KeyType
-	2,  // 14: panvault.v1.KeyInfo.purpose:type_name -> panvault.v1.KeyPurpose
-	18, // 15: panvault.v1.KeyInfo.versions:type_name -> panvault.v1.KeyVersion
-	20, // 16: panvault.v1.KeyInfo.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 17: panvault.v1.KeyVersion.state:type_name -> panvault.v1.KeyState
-	20, // 18: panvault.v1.KeyVersion.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 19: panvault.v1.AdminService.CreateScheme:input_type -> panvault.v1.CreateSchemeRequest
-	7,  // 20: panvault.v1.AdminService.GetScheme:input_type -> panvault.v1.GetSchemeRequest
-	9,  // 21: panvault.v1.AdminService.ListSchemes:input_type -> panvault.v1.ListSchemesRequest
-	11, // 22: panvault.v1.AdminService.CreateKey:input_type -> panvault.v1.CreateKeyRequest
-	13, // 23: panvault.v1.AdminService.GetKey:input_type -> panvault.v1.GetKeyRequest
-	15, // 24: panvault.v1.AdminService.ListKeys:input_type -> panvault.v1.ListKeysRequest
-	6,  // 25: panvault.v1.AdminService.CreateScheme:output_type -> panvault.v1.CreateSchemeResponse
-	8,  // 26: panvault.v1.AdminService.GetScheme:output_type -> panvault.v1.GetSchemeResponse
-	10, // 27: panvault.v1.AdminService.ListSchemes:output_type -> panvault.v1.ListSchemesResponse
-	12, // 28: panvault.v1.AdminService.CreateKey:output_type -> panvault.v1.CreateKeyResponse
-	14, // 29: panvault.v1.AdminService.GetKey:output_type -> panvault.v1.GetKeyResponse
-	16, // 30: panvault.v1.AdminService.ListKeys:output_type -> panvault.v1.ListKeysResponse
-	25, // [25:31] is the sub-list for method output_type
-	19, // [19:25] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	19, // 10: panvault.v1.CreateKeyRequest.cryptoperiod:type_name -> google.protobuf.Duration
+	17, // 11: panvault.v1.CreateKeyResponse.key:type_name -> panvault.v1.KeyInfo
+	17, // 12: panvault.v1.GetKeyResponse.key:type_name -> panvault.v1.KeyInfo
+	17, // 13: panvault.v1.ListKeysResponse.keys:type_name -> panvault.v1.KeyInfo
+	21, // 14: panvault.v1.KeyInfo.type:type_name -> panvault.v1.KeyType
+	2,  // 15: panvault.v1.KeyInfo.purpose:type_name -> panvault.v1.KeyPurpose
+	18, // 16: panvault.v1.KeyInfo.versions:type_name -> panvault.v1.KeyVersion
+	20, // 17: panvault.v1.KeyInfo.create_time:type_name -> google.protobuf.Timestamp
+	19, // 18: panvault.v1.KeyInfo.cryptoperiod:type_name -> google.protobuf.Duration
+	20, // 19: panvault.v1.KeyInfo.rotation_due_time:type_name -> google.protobuf.Timestamp
+	3,  // 20: panvault.v1.KeyVersion.state:type_name -> panvault.v1.KeyState
+	20, // 21: panvault.v1.KeyVersion.create_time:type_name -> google.protobuf.Timestamp
+	20, // 22: panvault.v1.KeyVersion.state_change_time:type_name -> google.protobuf.Timestamp
+	5,  // 23: panvault.v1.AdminService.CreateScheme:input_type -> panvault.v1.CreateSchemeRequest
+	7,  // 24: panvault.v1.AdminService.GetScheme:input_type -> panvault.v1.GetSchemeRequest
+	9,  // 25: panvault.v1.AdminService.ListSchemes:input_type -> panvault.v1.ListSchemesRequest
+	11, // 26: panvault.v1.AdminService.CreateKey:input_type -> panvault.v1.CreateKeyRequest
+	13, // 27: panvault.v1.AdminService.GetKey:input_type -> panvault.v1.GetKeyRequest
+	15, // 28: panvault.v1.AdminService.ListKeys:input_type -> panvault.v1.ListKeysRequest
+	6,  // 29: panvault.v1.AdminService.CreateScheme:output_type -> panvault.v1.CreateSchemeResponse
+	8,  // 30: panvault.v1.AdminService.GetScheme:output_type -> panvault.v1.GetSchemeResponse
+	10, // 31: panvault.v1.AdminService.ListSchemes:output_type -> panvault.v1.ListSchemesResponse
+	12, // 32: panvault.v1.AdminService.CreateKey:output_type -> panvault.v1.CreateKeyResponse
+	14, // 33: panvault.v1.AdminService.GetKey:output_type -> panvault.v1.GetKeyResponse
+	16, // 34: panvault.v1.AdminService.ListKeys:output_type -> panvault.v1.ListKeysResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_proto_panvault_v1_admin_proto_init() }

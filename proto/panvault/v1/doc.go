@@ -4,7 +4,9 @@
 // The API is split by audience: TokenService (payment services tokenize and
 // detokenize card numbers), SigningService (payment services sign and verify
 // messages with HSM keys), AdminService (administrators define token schemes
-// and keys) and ClusterService (operators manage Raft membership). Every call
+// and keys), ClusterService (operators manage Raft membership) and
+// CeremonyService (key custodians approve key-management ceremonies M of N;
+// re-encryption jobs; master-key staging). Every call
 // travels over mutually authenticated TLS 1.3; the caller's identity comes from
 // its client certificate.
 //

@@ -222,7 +222,16 @@ type DetokenizeRequest struct {
 	// When true, only the masked PAN is returned (`pan` stays empty). Callers
 	// allowed to see masked PANs only must set it; a clear request from such a
 	// caller is denied (PERMISSION_DENIED), never downgraded silently.
-	Masked        bool `protobuf:"varint,4,opt,name=masked,proto3" json:"masked,omitempty"`
+	Masked bool `protobuf:"varint,4,opt,name=masked,proto3" json:"masked,omitempty"`
+	// FF1 schemes only: the key version that made the token. An FF1 token does
+	// not carry its key version (it has no room for one), so after a rotation
+	// a caller holding tokens of an older version names it here (or migrates
+	// them with Retokenize). Unset (0): the key's latest version. Vaulted
+	// schemes ignore it: their token records name their version. A version
+	// below the key's minimum decryption version fails with
+	// FAILED_PRECONDITION, reason KEY_VERSION_RETIRED; a destroyed one with
+	// reason KEY_VERSION_DESTROYED.
+	KeyVersion    uint32 `protobuf:"varint,5,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -283,6 +292,13 @@ func (x *DetokenizeRequest) GetMasked() bool {
 		return x.Masked
 	}
 	return false
+}
+
+func (x *DetokenizeRequest) GetKeyVersion() uint32 {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return 0
 }
 
 // DetokenizeResponse is the PAN behind one token.
@@ -646,7 +662,10 @@ type DetokenizeBatchRequest struct {
 	Consistency Consistency `protobuf:"varint,3,opt,name=consistency,proto3,enum=panvault.v1.Consistency" json:"consistency,omitempty"`
 	// When true, every result carries the masked PAN only (see
 	// DetokenizeRequest.masked).
-	Masked        bool `protobuf:"varint,4,opt,name=masked,proto3" json:"masked,omitempty"`
+	Masked bool `protobuf:"varint,4,opt,name=masked,proto3" json:"masked,omitempty"`
+	// FF1 schemes only: the key version of every token (see
+	// DetokenizeRequest.key_version). Unset: the latest.
+	KeyVersion    uint32 `protobuf:"varint,5,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,6 +726,13 @@ func (x *DetokenizeBatchRequest) GetMasked() bool {
 		return x.Masked
 	}
 	return false
+}
+
+func (x *DetokenizeBatchRequest) GetKeyVersion() uint32 {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return 0
 }
 
 // DetokenizeBatchItem is one token of a batch.
@@ -1011,6 +1037,329 @@ func (x *DeleteTokenResponse) GetDeleted() bool {
 	return false
 }
 
+// RetokenizeRequest migrates FF1 tokens of one scheme from one key version to
+// the latest.
+type RetokenizeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the FF1 scheme. Required.
+	Scheme string `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The key version that made every token of the request. Required (at
+	// least 1); it must still be usable to decrypt.
+	FromKeyVersion uint32 `protobuf:"varint,2,opt,name=from_key_version,json=fromKeyVersion,proto3" json:"from_key_version,omitempty"`
+	// The tokens, at least one and at most the server's batch limit.
+	Items         []*RetokenizeItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetokenizeRequest) Reset() {
+	*x = RetokenizeRequest{}
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetokenizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetokenizeRequest) ProtoMessage() {}
+
+func (x *RetokenizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetokenizeRequest.ProtoReflect.Descriptor instead.
+func (*RetokenizeRequest) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_token_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RetokenizeRequest) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *RetokenizeRequest) GetFromKeyVersion() uint32 {
+	if x != nil {
+		return x.FromKeyVersion
+	}
+	return 0
+}
+
+func (x *RetokenizeRequest) GetItems() []*RetokenizeItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// RetokenizeItem is one token to migrate.
+type RetokenizeItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token made under from_key_version. Required.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetokenizeItem) Reset() {
+	*x = RetokenizeItem{}
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetokenizeItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetokenizeItem) ProtoMessage() {}
+
+func (x *RetokenizeItem) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetokenizeItem.ProtoReflect.Descriptor instead.
+func (*RetokenizeItem) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_token_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RetokenizeItem) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// RetokenizeResponse has exactly one result per request item, in order.
+type RetokenizeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] is the outcome of items[i].
+	Results []*RetokenizeResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The key version of every new token.
+	ToKeyVersion  uint32 `protobuf:"varint,2,opt,name=to_key_version,json=toKeyVersion,proto3" json:"to_key_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetokenizeResponse) Reset() {
+	*x = RetokenizeResponse{}
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetokenizeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetokenizeResponse) ProtoMessage() {}
+
+func (x *RetokenizeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetokenizeResponse.ProtoReflect.Descriptor instead.
+func (*RetokenizeResponse) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_token_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RetokenizeResponse) GetResults() []*RetokenizeResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *RetokenizeResponse) GetToKeyVersion() uint32 {
+	if x != nil {
+		return x.ToKeyVersion
+	}
+	return 0
+}
+
+// RetokenizeResult is the outcome of one item.
+type RetokenizeResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Zero-based position of the item in RetokenizeRequest.items.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*RetokenizeResult_Success
+	//	*RetokenizeResult_Error
+	Outcome       isRetokenizeResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetokenizeResult) Reset() {
+	*x = RetokenizeResult{}
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetokenizeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetokenizeResult) ProtoMessage() {}
+
+func (x *RetokenizeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetokenizeResult.ProtoReflect.Descriptor instead.
+func (*RetokenizeResult) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_token_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RetokenizeResult) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RetokenizeResult) GetOutcome() isRetokenizeResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *RetokenizeResult) GetSuccess() *RetokenizeSuccess {
+	if x != nil {
+		if x, ok := x.Outcome.(*RetokenizeResult_Success); ok {
+			return x.Success
+		}
+	}
+	return nil
+}
+
+func (x *RetokenizeResult) GetError() *ItemError {
+	if x != nil {
+		if x, ok := x.Outcome.(*RetokenizeResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isRetokenizeResult_Outcome interface {
+	isRetokenizeResult_Outcome()
+}
+
+type RetokenizeResult_Success struct {
+	Success *RetokenizeSuccess `protobuf:"bytes,2,opt,name=success,proto3,oneof"`
+}
+
+type RetokenizeResult_Error struct {
+	Error *ItemError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*RetokenizeResult_Success) isRetokenizeResult_Outcome() {}
+
+func (*RetokenizeResult_Error) isRetokenizeResult_Outcome() {}
+
+// RetokenizeSuccess is the new token of one item.
+type RetokenizeSuccess struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token under the latest key version.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Its key version.
+	KeyVersion uint32 `protobuf:"varint,2,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	// The PAN masked (first six, last four).
+	MaskedPan     string `protobuf:"bytes,3,opt,name=masked_pan,json=maskedPan,proto3" json:"masked_pan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetokenizeSuccess) Reset() {
+	*x = RetokenizeSuccess{}
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetokenizeSuccess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetokenizeSuccess) ProtoMessage() {}
+
+func (x *RetokenizeSuccess) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_token_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetokenizeSuccess.ProtoReflect.Descriptor instead.
+func (*RetokenizeSuccess) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_token_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RetokenizeSuccess) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RetokenizeSuccess) GetKeyVersion() uint32 {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return 0
+}
+
+func (x *RetokenizeSuccess) GetMaskedPan() string {
+	if x != nil {
+		return x.MaskedPan
+	}
+	return ""
+}
+
 var File_proto_panvault_v1_token_proto protoreflect.FileDescriptor
 
 const file_proto_panvault_v1_token_proto_rawDesc = "" +
@@ -1031,12 +1380,14 @@ const file_proto_panvault_v1_token_proto_rawDesc = "" +
 	"\x05brand\x18\x05 \x01(\x0e2\x16.panvault.v1.CardBrandR\x05brand\x12\x18\n" +
 	"\acreated\x18\x06 \x01(\bR\acreated\x12;\n" +
 	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\x95\x01\n" +
+	"expireTime\"\xb6\x01\n" +
 	"\x11DetokenizeRequest\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12:\n" +
 	"\vconsistency\x18\x03 \x01(\x0e2\x18.panvault.v1.ConsistencyR\vconsistency\x12\x16\n" +
-	"\x06masked\x18\x04 \x01(\bR\x06masked\"\xe9\x01\n" +
+	"\x06masked\x18\x04 \x01(\bR\x06masked\x12\x1f\n" +
+	"\vkey_version\x18\x05 \x01(\rR\n" +
+	"keyVersion\"\xe9\x01\n" +
 	"\x12DetokenizeResponse\x12\x10\n" +
 	"\x03pan\x18\x01 \x01(\tR\x03pan\x12\x1d\n" +
 	"\n" +
@@ -1060,12 +1411,14 @@ const file_proto_panvault_v1_token_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x129\n" +
 	"\asuccess\x18\x02 \x01(\v2\x1d.panvault.v1.TokenizeResponseH\x00R\asuccess\x12.\n" +
 	"\x05error\x18\x03 \x01(\v2\x16.panvault.v1.ItemErrorH\x00R\x05errorB\t\n" +
-	"\aoutcome\"\xbc\x01\n" +
+	"\aoutcome\"\xdd\x01\n" +
 	"\x16DetokenizeBatchRequest\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x126\n" +
 	"\x05items\x18\x02 \x03(\v2 .panvault.v1.DetokenizeBatchItemR\x05items\x12:\n" +
 	"\vconsistency\x18\x03 \x01(\x0e2\x18.panvault.v1.ConsistencyR\vconsistency\x12\x16\n" +
-	"\x06masked\x18\x04 \x01(\bR\x06masked\"+\n" +
+	"\x06masked\x18\x04 \x01(\bR\x06masked\x12\x1f\n" +
+	"\vkey_version\x18\x05 \x01(\rR\n" +
+	"keyVersion\"+\n" +
 	"\x13DetokenizeBatchItem\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"W\n" +
 	"\x17DetokenizeBatchResponse\x12<\n" +
@@ -1081,14 +1434,36 @@ const file_proto_panvault_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tR\trequestId\"/\n" +
 	"\x13DeleteTokenResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\bR\adeleted2\xae\x03\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted\"\x88\x01\n" +
+	"\x11RetokenizeRequest\x12\x16\n" +
+	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12(\n" +
+	"\x10from_key_version\x18\x02 \x01(\rR\x0efromKeyVersion\x121\n" +
+	"\x05items\x18\x03 \x03(\v2\x1b.panvault.v1.RetokenizeItemR\x05items\"&\n" +
+	"\x0eRetokenizeItem\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"s\n" +
+	"\x12RetokenizeResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.panvault.v1.RetokenizeResultR\aresults\x12$\n" +
+	"\x0eto_key_version\x18\x02 \x01(\rR\ftoKeyVersion\"\x9f\x01\n" +
+	"\x10RetokenizeResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12:\n" +
+	"\asuccess\x18\x02 \x01(\v2\x1e.panvault.v1.RetokenizeSuccessH\x00R\asuccess\x12.\n" +
+	"\x05error\x18\x03 \x01(\v2\x16.panvault.v1.ItemErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"i\n" +
+	"\x11RetokenizeSuccess\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1f\n" +
+	"\vkey_version\x18\x02 \x01(\rR\n" +
+	"keyVersion\x12\x1d\n" +
+	"\n" +
+	"masked_pan\x18\x03 \x01(\tR\tmaskedPan2\xfd\x03\n" +
 	"\fTokenService\x12G\n" +
 	"\bTokenize\x12\x1c.panvault.v1.TokenizeRequest\x1a\x1d.panvault.v1.TokenizeResponse\x12M\n" +
 	"\n" +
 	"Detokenize\x12\x1e.panvault.v1.DetokenizeRequest\x1a\x1f.panvault.v1.DetokenizeResponse\x12V\n" +
 	"\rTokenizeBatch\x12!.panvault.v1.TokenizeBatchRequest\x1a\".panvault.v1.TokenizeBatchResponse\x12\\\n" +
 	"\x0fDetokenizeBatch\x12#.panvault.v1.DetokenizeBatchRequest\x1a$.panvault.v1.DetokenizeBatchResponse\x12P\n" +
-	"\vDeleteToken\x12\x1f.panvault.v1.DeleteTokenRequest\x1a .panvault.v1.DeleteTokenResponseB;Z9github.com/panvault/panvault/proto/panvault/v1;panvaultv1b\x06proto3"
+	"\vDeleteToken\x12\x1f.panvault.v1.DeleteTokenRequest\x1a .panvault.v1.DeleteTokenResponse\x12M\n" +
+	"\n" +
+	"Retokenize\x12\x1e.panvault.v1.RetokenizeRequest\x1a\x1f.panvault.v1.RetokenizeResponseB;Z9github.com/panvault/panvault/proto/panvault/v1;panvaultv1b\x06proto3"
 
 var (
 	file_proto_panvault_v1_token_proto_rawDescOnce sync.Once
@@ -1102,7 +1477,7 @@ func file_proto_panvault_v1_token_proto_rawDescGZIP() []byte {
 	return file_proto_panvault_v1_token_proto_rawDescData
 }
 
-var file_proto_panvault_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_proto_panvault_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_proto_panvault_v1_token_proto_goTypes = []any{
 	(*TokenizeRequest)(nil),         // 0: panvault.v1.TokenizeRequest
 	(*TokenizeResponse)(nil),        // 1: panvault.v1.TokenizeResponse
@@ -1118,41 +1493,52 @@ var file_proto_panvault_v1_token_proto_goTypes = []any{
 	(*DetokenizeBatchResult)(nil),   // 11: panvault.v1.DetokenizeBatchResult
 	(*DeleteTokenRequest)(nil),      // 12: panvault.v1.DeleteTokenRequest
 	(*DeleteTokenResponse)(nil),     // 13: panvault.v1.DeleteTokenResponse
-	(CardBrand)(0),                  // 14: panvault.v1.CardBrand
-	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
-	(Consistency)(0),                // 16: panvault.v1.Consistency
-	(*ItemError)(nil),               // 17: panvault.v1.ItemError
+	(*RetokenizeRequest)(nil),       // 14: panvault.v1.RetokenizeRequest
+	(*RetokenizeItem)(nil),          // 15: panvault.v1.RetokenizeItem
+	(*RetokenizeResponse)(nil),      // 16: panvault.v1.RetokenizeResponse
+	(*RetokenizeResult)(nil),        // 17: panvault.v1.RetokenizeResult
+	(*RetokenizeSuccess)(nil),       // 18: panvault.v1.RetokenizeSuccess
+	(CardBrand)(0),                  // 19: panvault.v1.CardBrand
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	(Consistency)(0),                // 21: panvault.v1.Consistency
+	(*ItemError)(nil),               // 22: panvault.v1.ItemError
 }
 var file_proto_panvault_v1_token_proto_depIdxs = []int32{
-	14, // 0: panvault.v1.TokenizeResponse.brand:type_name -> panvault.v1.CardBrand
-	15, // 1: panvault.v1.TokenizeResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 2: panvault.v1.DetokenizeRequest.consistency:type_name -> panvault.v1.Consistency
-	14, // 3: panvault.v1.DetokenizeResponse.brand:type_name -> panvault.v1.CardBrand
-	15, // 4: panvault.v1.DetokenizeResponse.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 0: panvault.v1.TokenizeResponse.brand:type_name -> panvault.v1.CardBrand
+	20, // 1: panvault.v1.TokenizeResponse.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 2: panvault.v1.DetokenizeRequest.consistency:type_name -> panvault.v1.Consistency
+	19, // 3: panvault.v1.DetokenizeResponse.brand:type_name -> panvault.v1.CardBrand
+	20, // 4: panvault.v1.DetokenizeResponse.expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 5: panvault.v1.TokenizeBatchRequest.items:type_name -> panvault.v1.TokenizeBatchItem
 	7,  // 6: panvault.v1.TokenizeBatchResponse.results:type_name -> panvault.v1.TokenizeBatchResult
 	1,  // 7: panvault.v1.TokenizeBatchResult.success:type_name -> panvault.v1.TokenizeResponse
-	17, // 8: panvault.v1.TokenizeBatchResult.error:type_name -> panvault.v1.ItemError
+	22, // 8: panvault.v1.TokenizeBatchResult.error:type_name -> panvault.v1.ItemError
 	9,  // 9: panvault.v1.DetokenizeBatchRequest.items:type_name -> panvault.v1.DetokenizeBatchItem
-	16, // 10: panvault.v1.DetokenizeBatchRequest.consistency:type_name -> panvault.v1.Consistency
+	21, // 10: panvault.v1.DetokenizeBatchRequest.consistency:type_name -> panvault.v1.Consistency
 	11, // 11: panvault.v1.DetokenizeBatchResponse.results:type_name -> panvault.v1.DetokenizeBatchResult
 	3,  // 12: panvault.v1.DetokenizeBatchResult.success:type_name -> panvault.v1.DetokenizeResponse
-	17, // 13: panvault.v1.DetokenizeBatchResult.error:type_name -> panvault.v1.ItemError
-	0,  // 14: panvault.v1.TokenService.Tokenize:input_type -> panvault.v1.TokenizeRequest
-	2,  // 15: panvault.v1.TokenService.Detokenize:input_type -> panvault.v1.DetokenizeRequest
-	4,  // 16: panvault.v1.TokenService.TokenizeBatch:input_type -> panvault.v1.TokenizeBatchRequest
-	8,  // 17: panvault.v1.TokenService.DetokenizeBatch:input_type -> panvault.v1.DetokenizeBatchRequest
-	12, // 18: panvault.v1.TokenService.DeleteToken:input_type -> panvault.v1.DeleteTokenRequest
-	1,  // 19: panvault.v1.TokenService.Tokenize:output_type -> panvault.v1.TokenizeResponse
-	3,  // 20: panvault.v1.TokenService.Detokenize:output_type -> panvault.v1.DetokenizeResponse
-	6,  // 21: panvault.v1.TokenService.TokenizeBatch:output_type -> panvault.v1.TokenizeBatchResponse
-	10, // 22: panvault.v1.TokenService.DetokenizeBatch:output_type -> panvault.v1.DetokenizeBatchResponse
-	13, // 23: panvault.v1.TokenService.DeleteToken:output_type -> panvault.v1.DeleteTokenResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	22, // 13: panvault.v1.DetokenizeBatchResult.error:type_name -> panvault.v1.ItemError
+	15, // 14: panvault.v1.RetokenizeRequest.items:type_name -> panvault.v1.RetokenizeItem
+	17, // 15: panvault.v1.RetokenizeResponse.results:type_name -> panvault.v1.RetokenizeResult
+	18, // 16: panvault.v1.RetokenizeResult.success:type_name -> panvault.v1.RetokenizeSuccess
+	22, // 17: panvault.v1.RetokenizeResult.error:type_name -> panvault.v1.ItemError
+	0,  // 18: panvault.v1.TokenService.Tokenize:input_type -> panvault.v1.TokenizeRequest
+	2,  // 19: panvault.v1.TokenService.Detokenize:input_type -> panvault.v1.DetokenizeRequest
+	4,  // 20: panvault.v1.TokenService.TokenizeBatch:input_type -> panvault.v1.TokenizeBatchRequest
+	8,  // 21: panvault.v1.TokenService.DetokenizeBatch:input_type -> panvault.v1.DetokenizeBatchRequest
+	12, // 22: panvault.v1.TokenService.DeleteToken:input_type -> panvault.v1.DeleteTokenRequest
+	14, // 23: panvault.v1.TokenService.Retokenize:input_type -> panvault.v1.RetokenizeRequest
+	1,  // 24: panvault.v1.TokenService.Tokenize:output_type -> panvault.v1.TokenizeResponse
+	3,  // 25: panvault.v1.TokenService.Detokenize:output_type -> panvault.v1.DetokenizeResponse
+	6,  // 26: panvault.v1.TokenService.TokenizeBatch:output_type -> panvault.v1.TokenizeBatchResponse
+	10, // 27: panvault.v1.TokenService.DetokenizeBatch:output_type -> panvault.v1.DetokenizeBatchResponse
+	13, // 28: panvault.v1.TokenService.DeleteToken:output_type -> panvault.v1.DeleteTokenResponse
+	16, // 29: panvault.v1.TokenService.Retokenize:output_type -> panvault.v1.RetokenizeResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_proto_panvault_v1_token_proto_init() }
@@ -1169,13 +1555,17 @@ func file_proto_panvault_v1_token_proto_init() {
 		(*DetokenizeBatchResult_Success)(nil),
 		(*DetokenizeBatchResult_Error)(nil),
 	}
+	file_proto_panvault_v1_token_proto_msgTypes[17].OneofWrappers = []any{
+		(*RetokenizeResult_Success)(nil),
+		(*RetokenizeResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_panvault_v1_token_proto_rawDesc), len(file_proto_panvault_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	TokenService_TokenizeBatch_FullMethodName   = "/panvault.v1.TokenService/TokenizeBatch"
 	TokenService_DetokenizeBatch_FullMethodName = "/panvault.v1.TokenService/DetokenizeBatch"
 	TokenService_DeleteToken_FullMethodName     = "/panvault.v1.TokenService/DeleteToken"
+	TokenService_Retokenize_FullMethodName      = "/panvault.v1.TokenService/Retokenize"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -89,6 +90,16 @@ type TokenServiceClient interface {
 	// PAN for that token, whatever read consistency is asked. FF1 schemes store
 	// nothing and have nothing to delete: FAILED_PRECONDITION.
 	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error)
+	// Retokenize migrates FF1 tokens made under an older key version to the
+	// key's latest version, as the PCI tokenization guidelines require: each
+	// token is detokenized and tokenized again inside the vault, and the PAN
+	// never leaves it (the reply carries only the new token and the masked
+	// PAN). Each item gets its own result or error. An FF1 key rotation
+	// changes every token; callers that store tokens run Retokenize over them
+	// in batches before the old version is retired. Vaulted schemes keep
+	// their tokens across rotations (their stored ciphertexts are
+	// re-encrypted instead): FAILED_PRECONDITION, reason WRONG_SCHEME_MODE.
+	Retokenize(ctx context.Context, in *RetokenizeRequest, opts ...grpc.CallOption) (*RetokenizeResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -143,6 +154,16 @@ func (c *tokenServiceClient) DeleteToken(ctx context.Context, in *DeleteTokenReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteTokenResponse)
 	err := c.cc.Invoke(ctx, TokenService_DeleteToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) Retokenize(ctx context.Context, in *RetokenizeRequest, opts ...grpc.CallOption) (*RetokenizeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetokenizeResponse)
+	err := c.cc.Invoke(ctx, TokenService_Retokenize_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +228,16 @@ type TokenServiceServer interface {
 	// PAN for that token, whatever read consistency is asked. FF1 schemes store
 	// nothing and have nothing to delete: FAILED_PRECONDITION.
 	DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error)
+	// Retokenize migrates FF1 tokens made under an older key version to the
+	// key's latest version, as the PCI tokenization guidelines require: each
+	// token is detokenized and tokenized again inside the vault, and the PAN
+	// never leaves it (the reply carries only the new token and the masked
+	// PAN). Each item gets its own result or error. An FF1 key rotation
+	// changes every token; callers that store tokens run Retokenize over them
+	// in batches before the old version is retired. Vaulted schemes keep
+	// their tokens across rotations (their stored ciphertexts are
+	// re-encrypted instead): FAILED_PRECONDITION, reason WRONG_SCHEME_MODE.
+	Retokenize(context.Context, *RetokenizeRequest) (*RetokenizeResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -231,6 +262,9 @@ func (UnimplementedTokenServiceServer) DetokenizeBatch(context.Context, *Detoken
 }
 func (UnimplementedTokenServiceServer) DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteToken not implemented")
+}
+func (UnimplementedTokenServiceServer) Retokenize(context.Context, *RetokenizeRequest) (*RetokenizeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Retokenize not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -343,6 +377,24 @@ func _TokenService_DeleteToken_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_Retokenize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetokenizeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).Retokenize(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_Retokenize_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).Retokenize(ctx, req.(*RetokenizeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -369,6 +421,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteToken",
 			Handler:    _TokenService_DeleteToken_Handler,
+		},
+		{
+			MethodName: "Retokenize",
+			Handler:    _TokenService_Retokenize_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
