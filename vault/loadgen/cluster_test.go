@@ -189,6 +189,40 @@ func TestRunAgainstCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("matrix", func(t *testing.T) {
+		m := []loadgen.Workload{
+			{ID: "a", Title: "sign", Nodes: 3, Metric: loadgen.MetricOpsPerSec,
+				Options: loadgen.Options{Op: loadgen.OpSign, Concurrency: 2, Duration: 300 * time.Millisecond}},
+			{ID: "b", Title: "tokenize after prefill", Nodes: 3, Prefill: 120, Metric: loadgen.MetricOpsPerSec,
+				Options: loadgen.Options{Op: loadgen.OpTokenize, Concurrency: 2, Duration: 300 * time.Millisecond}},
+		}
+		var cs []counted
+		res := loadgen.RunMatrix(ctx, m, loadgen.MatrixOptions{
+			Connect: func(context.Context, loadgen.Workload) ([]grpc.ClientConnInterface, func() error, error) {
+				cs = append(cs, newConns())
+				return cs[len(cs)-1].conns(), nil, nil
+			},
+			Extra: func(context.Context, loadgen.Workload) (map[loadgen.Metric]float64, error) {
+				return map[loadgen.Metric]float64{loadgen.MetricMaxRSS: 1}, nil
+			},
+			PrefillBatch: 50,
+		})
+		if len(res) != 2 || len(cs) != 2 {
+			t.Fatalf("%d results, %d connects", len(res), len(cs))
+		}
+		for i, r := range res {
+			if r.Err != nil || r.Report == nil || r.Report.Ops == 0 || r.Extra[loadgen.MetricMaxRSS] != 1 {
+				t.Fatalf("workload %s: %+v", m[i].ID, r)
+			}
+		}
+		// The prefill's 3 batch calls (120 PANs, 50 per call) went through
+		// the same connections before the measured calls.
+		ok, _, _ := cs[1].sum()
+		if uint64(ok) != res[1].Report.Ops+3 {
+			t.Errorf("connections counted %d calls, report %d + 3 prefill calls", ok, res[1].Report.Ops)
+		}
+	})
+
 	t.Run("interrupted", func(t *testing.T) {
 		cctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 		defer cancel()

@@ -36,8 +36,11 @@
 //
 // DefaultMatrix describes the workloads of issue #6 as data (operation,
 // concurrency, batch, targets, and which raw limits each is compared with).
-// Package rawlimits measures the raw limits; the driver (`panvault bench
-// --matrix`) runs both and hands Results to WriteMarkdown.
+// Package rawlimits measures the raw limits; RunMatrix runs the workloads
+// (prefilling where a workload asks, and collecting extra metrics such as
+// node RSS through ProcessRSS); the driver (`panvault bench --matrix`) only
+// starts clusters, hands Results to WriteMarkdown and adds the Go
+// micro-benchmarks parsed by ParseGoBench.
 //
 // Options, Report, Workload, Results and the other result types are plain
 // values (safe for concurrent reads). PANs is immutable and safe for
