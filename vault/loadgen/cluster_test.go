@@ -241,6 +241,7 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	for name, o := range map[string]loadgen.Options{
 		"unknown op":  {Op: "nope"},
 		"batch":       {Op: loadgen.OpTokenizeBatch, Batch: loadgen.MaxBatch + 1},
+		"neg batch":   {Op: loadgen.OpTokenizeBatch, Batch: -1},
 		"concurrency": {Op: loadgen.OpTokenize, Concurrency: -1},
 		"duration":    {Op: loadgen.OpTokenize, Duration: -time.Second},
 	} {

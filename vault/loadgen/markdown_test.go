@@ -42,7 +42,7 @@ func TestValidateRejectsBadReferences(t *testing.T) {
 		"self reference":     func(m []Workload) { m[0].Targets[0].Of = "workload:" + m[0].ID },
 		"bad reference kind": func(m []Workload) { m[0].Targets[0].Of = "other:x" },
 		"repeated id":        func(m []Workload) { m[1].ID = m[0].ID },
-		"invalid options":    func(m []Workload) { m[0].Options.Batch = MaxBatch + 1 },
+		"invalid options":    func(m []Workload) { m[2].Options.Batch = MaxBatch + 1 },
 		"unknown op":         func(m []Workload) { m[0].Options.Op = "nope" },
 		"empty id":           func(m []Workload) { m[2].ID = "" },
 	}

@@ -72,7 +72,8 @@ type Options struct {
 	// Warmup runs the same load before measuring; calls that start during
 	// the warmup are not counted. Zero: no warmup.
 	Warmup time.Duration
-	// Batch is the number of PANs per TokenizeBatch call.
+	// Batch is the number of PANs per TokenizeBatch call; ignored by the
+	// other ops.
 	Batch int
 	// Scheme is the token scheme; default "pan", "pan-ff1" for OpTokenizeFF1.
 	Scheme string
@@ -114,14 +115,13 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Duration < 0 || o.Warmup < 0 || o.Timeout < 0 || o.ProgressInterval < 0 {
 		return o, fmt.Errorf("%w: negative duration", ErrInvalidOptions)
 	}
-	if o.Batch == 0 {
+	switch {
+	case o.Op != OpTokenizeBatch:
+		o.Batch = 1 // only batch calls carry several PANs
+	case o.Batch == 0:
 		o.Batch = DefaultBatch
-	}
-	if o.Batch < 1 || o.Batch > MaxBatch {
+	case o.Batch < 1 || o.Batch > MaxBatch:
 		return o, fmt.Errorf("%w: batch %d outside 1..%d", ErrInvalidOptions, o.Batch, MaxBatch)
-	}
-	if o.Op != OpTokenizeBatch {
-		o.Batch = 1
 	}
 	if o.Scheme == "" {
 		o.Scheme = DefaultScheme

@@ -90,8 +90,9 @@ func fromMicros(us float64) time.Duration {
 }
 func fromSeconds(s float64) time.Duration { return time.Duration(s*float64(time.Second) + 0.5) }
 
-// MarshalJSON encodes the report as reportJSON.
-func (r *Report) MarshalJSON() ([]byte, error) {
+// MarshalJSON encodes the report as reportJSON. It has a value receiver so
+// that a Report value marshals the same way as a pointer.
+func (r Report) MarshalJSON() ([]byte, error) {
 	l := r.Latency
 	return json.Marshal(reportJSON{
 		Op: r.Op, Scheme: r.Scheme, Key: r.Key, Concurrency: r.Concurrency, Batch: r.Batch,

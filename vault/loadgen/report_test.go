@@ -119,6 +119,10 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(&back, r) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", back, *r)
 	}
+	byValue, err := json.Marshal(*r)
+	if err != nil || !bytes.Equal(byValue, b) {
+		t.Errorf("a Report value marshals differently from a pointer: %s", byValue)
+	}
 }
 
 func TestReportJSONEmptyMaps(t *testing.T) {
