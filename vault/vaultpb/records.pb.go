@@ -389,8 +389,10 @@ type KeyVersionRecord struct {
 	// Empty once the version is destroyed.
 	Wrapped         []byte `protobuf:"bytes,3,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
 	CreateUnixNanos int64  `protobuf:"varint,4,opt,name=create_unix_nanos,json=createUnixNanos,proto3" json:"create_unix_nanos,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// When the version entered its current state (0: at create_unix_nanos).
+	StateUnixNanos int64 `protobuf:"varint,5,opt,name=state_unix_nanos,json=stateUnixNanos,proto3" json:"state_unix_nanos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *KeyVersionRecord) Reset() {
@@ -451,6 +453,13 @@ func (x *KeyVersionRecord) GetCreateUnixNanos() int64 {
 	return 0
 }
 
+func (x *KeyVersionRecord) GetStateUnixNanos() int64 {
+	if x != nil {
+		return x.StateUnixNanos
+	}
+	return 0
+}
+
 // KeyRecord is bucket "keys", key = key name.
 type KeyRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -463,8 +472,11 @@ type KeyRecord struct {
 	LatestVersion        uint32              `protobuf:"varint,5,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
 	MinDecryptionVersion uint32              `protobuf:"varint,6,opt,name=min_decryption_version,json=minDecryptionVersion,proto3" json:"min_decryption_version,omitempty"`
 	CreateUnixNanos      int64               `protobuf:"varint,7,opt,name=create_unix_nanos,json=createUnixNanos,proto3" json:"create_unix_nanos,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// How long a version may encrypt or sign before rotation is due; 0: the
+	// purpose's default (vault/cryptoperiod.go).
+	CryptoperiodNanos int64 `protobuf:"varint,8,opt,name=cryptoperiod_nanos,json=cryptoperiodNanos,proto3" json:"cryptoperiod_nanos,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *KeyRecord) Reset() {
@@ -542,6 +554,13 @@ func (x *KeyRecord) GetMinDecryptionVersion() uint32 {
 func (x *KeyRecord) GetCreateUnixNanos() int64 {
 	if x != nil {
 		return x.CreateUnixNanos
+	}
+	return 0
+}
+
+func (x *KeyRecord) GetCryptoperiodNanos() int64 {
+	if x != nil {
+		return x.CryptoperiodNanos
 	}
 	return 0
 }
@@ -845,6 +864,259 @@ func (*IdemRecord_Tokenize) isIdemRecord_Reply() {}
 
 func (*IdemRecord_Delete) isIdemRecord_Reply() {}
 
+// ReencryptJob is bucket "reencrypt", key = key name: the progress of the
+// re-encryption of a PAN-encryption key's token records to target_version.
+// Written only by the leader's job loop (compare-and-set), and by whoever
+// starts a job (put-if-absent or compare-and-set of a finished job).
+type ReencryptJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TargetVersion uint32                 `protobuf:"varint,1,opt,name=target_version,json=targetVersion,proto3" json:"target_version,omitempty"`
+	// False while running; true once every token record was visited.
+	Done bool `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	// Schemes (vaulted, using the key) still to visit, in name order; the
+	// first is being visited. Fixed when the job starts (a scheme created
+	// later uses the latest version from the start).
+	Schemes []string `protobuf:"bytes,3,rep,name=schemes,proto3" json:"schemes,omitempty"`
+	// Key in bucket "tokens" of the last record visited in schemes[0]; empty
+	// before the first.
+	Cursor          []byte `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Visited         uint64 `protobuf:"varint,5,opt,name=visited,proto3" json:"visited,omitempty"`
+	Reencrypted     uint64 `protobuf:"varint,6,opt,name=reencrypted,proto3" json:"reencrypted,omitempty"`
+	Skipped         uint64 `protobuf:"varint,7,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	Total           uint64 `protobuf:"varint,8,opt,name=total,proto3" json:"total,omitempty"`
+	TotalKnown      bool   `protobuf:"varint,9,opt,name=total_known,json=totalKnown,proto3" json:"total_known,omitempty"`
+	StartUnixNanos  int64  `protobuf:"varint,10,opt,name=start_unix_nanos,json=startUnixNanos,proto3" json:"start_unix_nanos,omitempty"`
+	UpdateUnixNanos int64  `protobuf:"varint,11,opt,name=update_unix_nanos,json=updateUnixNanos,proto3" json:"update_unix_nanos,omitempty"`
+	FinishUnixNanos int64  `protobuf:"varint,12,opt,name=finish_unix_nanos,json=finishUnixNanos,proto3" json:"finish_unix_nanos,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReencryptJob) Reset() {
+	*x = ReencryptJob{}
+	mi := &file_vault_vaultpb_records_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReencryptJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReencryptJob) ProtoMessage() {}
+
+func (x *ReencryptJob) ProtoReflect() protoreflect.Message {
+	mi := &file_vault_vaultpb_records_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReencryptJob.ProtoReflect.Descriptor instead.
+func (*ReencryptJob) Descriptor() ([]byte, []int) {
+	return file_vault_vaultpb_records_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReencryptJob) GetTargetVersion() uint32 {
+	if x != nil {
+		return x.TargetVersion
+	}
+	return 0
+}
+
+func (x *ReencryptJob) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ReencryptJob) GetSchemes() []string {
+	if x != nil {
+		return x.Schemes
+	}
+	return nil
+}
+
+func (x *ReencryptJob) GetCursor() []byte {
+	if x != nil {
+		return x.Cursor
+	}
+	return nil
+}
+
+func (x *ReencryptJob) GetVisited() uint64 {
+	if x != nil {
+		return x.Visited
+	}
+	return 0
+}
+
+func (x *ReencryptJob) GetReencrypted() uint64 {
+	if x != nil {
+		return x.Reencrypted
+	}
+	return 0
+}
+
+func (x *ReencryptJob) GetSkipped() uint64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *ReencryptJob) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ReencryptJob) GetTotalKnown() bool {
+	if x != nil {
+		return x.TotalKnown
+	}
+	return false
+}
+
+func (x *ReencryptJob) GetStartUnixNanos() int64 {
+	if x != nil {
+		return x.StartUnixNanos
+	}
+	return 0
+}
+
+func (x *ReencryptJob) GetUpdateUnixNanos() int64 {
+	if x != nil {
+		return x.UpdateUnixNanos
+	}
+	return 0
+}
+
+func (x *ReencryptJob) GetFinishUnixNanos() int64 {
+	if x != nil {
+		return x.FinishUnixNanos
+	}
+	return 0
+}
+
+// MasterKeyRecord is bucket "mk", key "current": the master key every
+// working key's replicated blob is wrapped under.
+type MasterKeyRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// KCV (3 bytes) of the current master key.
+	Kcv []byte `protobuf:"bytes,1,opt,name=kcv,proto3" json:"kcv,omitempty"`
+	// PKCS#11 label under which nodes find it.
+	Label          string `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	SinceUnixNanos int64  `protobuf:"varint,3,opt,name=since_unix_nanos,json=sinceUnixNanos,proto3" json:"since_unix_nanos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MasterKeyRecord) Reset() {
+	*x = MasterKeyRecord{}
+	mi := &file_vault_vaultpb_records_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MasterKeyRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MasterKeyRecord) ProtoMessage() {}
+
+func (x *MasterKeyRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_vault_vaultpb_records_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MasterKeyRecord.ProtoReflect.Descriptor instead.
+func (*MasterKeyRecord) Descriptor() ([]byte, []int) {
+	return file_vault_vaultpb_records_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *MasterKeyRecord) GetKcv() []byte {
+	if x != nil {
+		return x.Kcv
+	}
+	return nil
+}
+
+func (x *MasterKeyRecord) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *MasterKeyRecord) GetSinceUnixNanos() int64 {
+	if x != nil {
+		return x.SinceUnixNanos
+	}
+	return 0
+}
+
+// MasterKeyStaged is bucket "mk", key "staged" 0x00 node id: the master keys
+// a node has staged (loaded beside its current one) for a rotation.
+type MasterKeyStaged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// KCVs (3 bytes each).
+	Kcvs          [][]byte `protobuf:"bytes,1,rep,name=kcvs,proto3" json:"kcvs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MasterKeyStaged) Reset() {
+	*x = MasterKeyStaged{}
+	mi := &file_vault_vaultpb_records_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MasterKeyStaged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MasterKeyStaged) ProtoMessage() {}
+
+func (x *MasterKeyStaged) ProtoReflect() protoreflect.Message {
+	mi := &file_vault_vaultpb_records_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MasterKeyStaged.ProtoReflect.Descriptor instead.
+func (*MasterKeyStaged) Descriptor() ([]byte, []int) {
+	return file_vault_vaultpb_records_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MasterKeyStaged) GetKcvs() [][]byte {
+	if x != nil {
+		return x.Kcvs
+	}
+	return nil
+}
+
 var File_vault_vaultpb_records_proto protoreflect.FileDescriptor
 
 const file_vault_vaultpb_records_proto_rawDesc = "" +
@@ -863,12 +1135,13 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x0fallowed_lengths\x18\n" +
 	" \x03(\rR\x0eallowedLengths\x125\n" +
 	"\x17allow_non_luhn_unionpay\x18\v \x01(\bR\x14allowNonLuhnUnionpay\x12*\n" +
-	"\x11create_unix_nanos\x18\f \x01(\x03R\x0fcreateUnixNanos\"\xa5\x01\n" +
+	"\x11create_unix_nanos\x18\f \x01(\x03R\x0fcreateUnixNanos\"\xcf\x01\n" +
 	"\x10KeyVersionRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.panvault.vault.v1.KeyStateR\x05state\x12\x18\n" +
 	"\awrapped\x18\x03 \x01(\fR\awrapped\x12*\n" +
-	"\x11create_unix_nanos\x18\x04 \x01(\x03R\x0fcreateUnixNanos\"\xbd\x02\n" +
+	"\x11create_unix_nanos\x18\x04 \x01(\x03R\x0fcreateUnixNanos\x12(\n" +
+	"\x10state_unix_nanos\x18\x05 \x01(\x03R\x0estateUnixNanos\"\xec\x02\n" +
 	"\tKeyRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bkey_type\x18\x02 \x01(\rR\akeyType\x127\n" +
@@ -876,7 +1149,8 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\bversions\x18\x04 \x03(\v2#.panvault.vault.v1.KeyVersionRecordR\bversions\x12%\n" +
 	"\x0elatest_version\x18\x05 \x01(\rR\rlatestVersion\x124\n" +
 	"\x16min_decryption_version\x18\x06 \x01(\rR\x14minDecryptionVersion\x12*\n" +
-	"\x11create_unix_nanos\x18\a \x01(\x03R\x0fcreateUnixNanos\"\xdb\x01\n" +
+	"\x11create_unix_nanos\x18\a \x01(\x03R\x0fcreateUnixNanos\x12-\n" +
+	"\x12cryptoperiod_nanos\x18\b \x01(\x03R\x11cryptoperiodNanos\"\xdb\x01\n" +
 	"\vTokenRecord\x12\x1f\n" +
 	"\vkey_version\x18\x01 \x01(\rR\n" +
 	"keyVersion\x12\x16\n" +
@@ -898,7 +1172,28 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x11create_unix_nanos\x18\x01 \x01(\x03R\x0fcreateUnixNanos\x12>\n" +
 	"\btokenize\x18\x02 \x01(\v2 .panvault.vault.v1.TokenizeReplyH\x00R\btokenize\x128\n" +
 	"\x06delete\x18\x03 \x01(\v2\x1e.panvault.vault.v1.DeleteReplyH\x00R\x06deleteB\a\n" +
-	"\x05reply*W\n" +
+	"\x05reply\"\x8a\x03\n" +
+	"\fReencryptJob\x12%\n" +
+	"\x0etarget_version\x18\x01 \x01(\rR\rtargetVersion\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x18\n" +
+	"\aschemes\x18\x03 \x03(\tR\aschemes\x12\x16\n" +
+	"\x06cursor\x18\x04 \x01(\fR\x06cursor\x12\x18\n" +
+	"\avisited\x18\x05 \x01(\x04R\avisited\x12 \n" +
+	"\vreencrypted\x18\x06 \x01(\x04R\vreencrypted\x12\x18\n" +
+	"\askipped\x18\a \x01(\x04R\askipped\x12\x14\n" +
+	"\x05total\x18\b \x01(\x04R\x05total\x12\x1f\n" +
+	"\vtotal_known\x18\t \x01(\bR\n" +
+	"totalKnown\x12(\n" +
+	"\x10start_unix_nanos\x18\n" +
+	" \x01(\x03R\x0estartUnixNanos\x12*\n" +
+	"\x11update_unix_nanos\x18\v \x01(\x03R\x0fupdateUnixNanos\x12*\n" +
+	"\x11finish_unix_nanos\x18\f \x01(\x03R\x0ffinishUnixNanos\"c\n" +
+	"\x0fMasterKeyRecord\x12\x10\n" +
+	"\x03kcv\x18\x01 \x01(\fR\x03kcv\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12(\n" +
+	"\x10since_unix_nanos\x18\x03 \x01(\x03R\x0esinceUnixNanos\"%\n" +
+	"\x0fMasterKeyStaged\x12\x12\n" +
+	"\x04kcvs\x18\x01 \x03(\fR\x04kcvs*W\n" +
 	"\n" +
 	"SchemeMode\x12\x1b\n" +
 	"\x17SCHEME_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -936,7 +1231,7 @@ func file_vault_vaultpb_records_proto_rawDescGZIP() []byte {
 }
 
 var file_vault_vaultpb_records_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_vault_vaultpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_vault_vaultpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_vault_vaultpb_records_proto_goTypes = []any{
 	(SchemeMode)(0),          // 0: panvault.vault.v1.SchemeMode
 	(LuhnRule)(0),            // 1: panvault.vault.v1.LuhnRule
@@ -949,6 +1244,9 @@ var file_vault_vaultpb_records_proto_goTypes = []any{
 	(*TokenizeReply)(nil),    // 8: panvault.vault.v1.TokenizeReply
 	(*DeleteReply)(nil),      // 9: panvault.vault.v1.DeleteReply
 	(*IdemRecord)(nil),       // 10: panvault.vault.v1.IdemRecord
+	(*ReencryptJob)(nil),     // 11: panvault.vault.v1.ReencryptJob
+	(*MasterKeyRecord)(nil),  // 12: panvault.vault.v1.MasterKeyRecord
+	(*MasterKeyStaged)(nil),  // 13: panvault.vault.v1.MasterKeyStaged
 }
 var file_vault_vaultpb_records_proto_depIdxs = []int32{
 	0, // 0: panvault.vault.v1.SchemeRecord.mode:type_name -> panvault.vault.v1.SchemeMode
@@ -980,7 +1278,7 @@ func file_vault_vaultpb_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vault_vaultpb_records_proto_rawDesc), len(file_vault_vaultpb_records_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
