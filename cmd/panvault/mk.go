@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/panvault/panvault/keys"
@@ -26,32 +27,52 @@ These commands use the [hsm] section of a server configuration file.`,
 	}
 	var cfgPath, outDir string
 	var count int
+	var recipients []string
 	comps := &cobra.Command{
-		Use:   "components --config FILE --count N --out DIR",
+		Use:   "components --config FILE --count N --out DIR [--recipient AGE-RECIPIENT ...]",
 		Short: "Generate N master-key components from the HSM RNG (one file each, mode 0600)",
-		Args:  cobra.NoArgs,
+		Long: `Generate N master-key components from the HSM's RNG and write one file per
+component (mode 0600, never overwriting), plus master-kcv.txt. Only KCVs are
+printed.
+
+With --recipient (once per component, in order: an age recipient "age1..." or
+a file holding one), component I is encrypted with age to the I-th recipient
+and written as component-I.age: a public header with the component's index,
+KCV and the master key's KCV, so that its custodian can check it without
+decrypting, then the age-encrypted component. Without --recipient the files
+are plaintext (component-I.txt).`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runMKComponents(c.Context(), io, cfgPath, count, outDir, cf.json())
+			if len(recipients) > 0 && !c.Flags().Changed("count") {
+				count = len(recipients)
+			}
+			return runMKComponents(c.Context(), io, cfgPath, count, outDir, recipients, cf.json())
 		},
 	}
 	comps.Flags().StringVar(&cfgPath, "config", "", "server configuration file (its [hsm] section is used)")
-	comps.Flags().IntVar(&count, "count", 3, fmt.Sprintf("number of components (%d to %d)", keys.MinComponents, keys.MaxComponents))
+	comps.Flags().IntVar(&count, "count", 3, fmt.Sprintf("number of components (%d to %d; default: the number of --recipient)", keys.MinComponents, keys.MaxComponents))
 	comps.Flags().StringVar(&outDir, "out", "", "directory for the component files (created 0700; files are never overwritten)")
+	comps.Flags().StringArrayVar(&recipients, "recipient", nil, "age recipient (age1...) or file holding one, for each component in order")
 	_ = comps.MarkFlagRequired("config")
 	_ = comps.MarkFlagRequired("out")
 
 	var loadCfg, masterKCV string
-	var files []string
+	var files, identities []string
 	load := &cobra.Command{
-		Use:   "load --config FILE --component FILE...",
+		Use:   "load --config FILE --component FILE... [--identity AGE-KEY-FILE ...]",
 		Short: "Load the master key into the node's token from all its components",
-		Args:  cobra.NoArgs,
+		Long: `Load the master key into the node's token from all its component files,
+plaintext (component-I.txt) or encrypted with age (component-I.age, decrypted
+with the --identity files given: each custodian's age identity). Each
+component's KCV is shown and checked inside the HSM, then the master key's.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runMKLoad(c.Context(), io, loadCfg, files, masterKCV, cf.json())
+			return runMKLoad(c.Context(), io, loadCfg, files, identities, masterKCV, cf.json())
 		},
 	}
 	load.Flags().StringVar(&loadCfg, "config", "", "server configuration file (its [hsm] section is used)")
 	load.Flags().StringArrayVar(&files, "component", nil, "component file (repeat for every component)")
+	load.Flags().StringArrayVar(&identities, "identity", nil, "age identity file that decrypts encrypted components (repeatable; mode 0600)")
 	load.Flags().StringVar(&masterKCV, "master-kcv", "", "expected master key KCV (default: as recorded in the component files)")
 	_ = load.MarkFlagRequired("config")
 	_ = load.MarkFlagRequired("component")
@@ -68,7 +89,31 @@ These commands use the [hsm] section of a server configuration file.`,
 	status.Flags().StringVar(&stCfg, "config", "", "server configuration file (its [hsm] section is used)")
 	_ = status.MarkFlagRequired("config")
 
-	cmd.AddCommand(comps, load, status)
+	var keygenOut string
+	keygen := &cobra.Command{
+		Use:   "age-keygen --out FILE",
+		Short: "Make an age identity for a custodian (mode 0600) and print its recipient",
+		Long: `Make an X25519 age identity for a custodian, write it to FILE (mode 0600,
+never overwriting) and print its public recipient (age1...), which the
+ceremony's operator passes to "mk components --recipient". The age tool's
+age-keygen makes compatible files.`,
+		Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			rcpt, err := generateAgeIdentity(keygenOut)
+			if err != nil {
+				return err
+			}
+			if cf.json() {
+				return writeJSON(io.out, map[string]string{"identity_file": keygenOut, "recipient": rcpt})
+			}
+			fmt.Fprintf(io.out, "%s\n", rcpt)
+			return nil
+		},
+	}
+	keygen.Flags().StringVar(&keygenOut, "out", "", "identity file to create")
+	_ = keygen.MarkFlagRequired("out")
+
+	cmd.AddCommand(comps, load, status, keygen)
 	return cmd
 }
 
@@ -85,18 +130,41 @@ func openHSMFromConfig(ctx context.Context, path string) (*keys.HSM, *serverConf
 }
 
 type componentJSON struct {
-	Index int    `json:"index"`
-	File  string `json:"file"`
-	KCV   string `json:"kcv"`
+	Index     int    `json:"index"`
+	File      string `json:"file"`
+	KCV       string `json:"kcv"`
+	Recipient string `json:"recipient,omitempty"`
+	Encrypted bool   `json:"encrypted,omitempty"`
 }
 
-func runMKComponents(ctx context.Context, io *stdio, cfgPath string, count int, outDir string, asJSON bool) error {
+func runMKComponents(ctx context.Context, io *stdio, cfgPath string, count int, outDir string, recipientArgs []string, asJSON bool) error {
 	if count < keys.MinComponents || count > keys.MaxComponents {
 		return &usageError{fmt.Errorf("--count must be from %d to %d", keys.MinComponents, keys.MaxComponents)}
 	}
+	if len(recipientArgs) > 0 && len(recipientArgs) != count {
+		return &usageError{fmt.Errorf("%d --recipient for %d components: give one per component, in order", len(recipientArgs), count)}
+	}
+	recipients := make([]age.Recipient, len(recipientArgs))
+	recipientNames := make([]string, len(recipientArgs))
+	for i, a := range recipientArgs {
+		r, name, err := parseRecipient(a)
+		if err != nil {
+			return &usageError{err}
+		}
+		for j := range i {
+			if recipientNames[j] == name {
+				return &usageError{fmt.Errorf("--recipient %d and %d are the same recipient: one custodian would hold two components", j+1, i+1)}
+			}
+		}
+		recipients[i], recipientNames[i] = r, name
+	}
+	ext := ".txt"
+	if len(recipients) > 0 {
+		ext = ".age"
+	}
 	paths := make([]string, count)
 	for i := range paths {
-		paths[i] = filepath.Join(outDir, fmt.Sprintf("component-%d.txt", i+1))
+		paths[i] = filepath.Join(outDir, fmt.Sprintf("component-%d%s", i+1, ext))
 		if _, err := os.Lstat(paths[i]); err == nil {
 			return fmt.Errorf("%s exists: component files are never overwritten", paths[i])
 		}
@@ -120,12 +188,22 @@ func runMKComponents(ctx context.Context, io *stdio, cfgPath string, count int, 
 	}{MasterKCV: set.MasterKCV.String()}
 	for i, comp := range set.Components {
 		b := marshalComponent(i+1, count, comp, set.MasterKCV)
+		cj := componentJSON{Index: i + 1, File: paths[i], KCV: comp.KCV().String()}
+		if len(recipients) > 0 {
+			h := componentHeader{Index: i + 1, Count: count, KCV: comp.KCV(), MasterKCV: set.MasterKCV, Recipient: recipientNames[i]}
+			enc, err := encryptComponent(h, b, recipients[i])
+			clear(b)
+			if err != nil {
+				return fmt.Errorf("component %d: %w", i+1, err)
+			}
+			b, cj.Recipient = enc, recipientNames[i]
+		}
 		err := writeNewFile(paths[i], b, 0o600)
 		clear(b)
 		if err != nil {
 			return err
 		}
-		out.Components = append(out.Components, componentJSON{Index: i + 1, File: paths[i], KCV: comp.KCV().String()})
+		out.Components = append(out.Components, cj)
 	}
 	if err := writeNewFile(filepath.Join(outDir, "master-kcv.txt"), []byte(set.MasterKCV.String()+"\n"), 0o644); err != nil {
 		return err
@@ -134,6 +212,10 @@ func runMKComponents(ctx context.Context, io *stdio, cfgPath string, count int, 
 		return writeJSON(io.out, out)
 	}
 	for _, c := range out.Components {
+		if c.Recipient != "" {
+			fmt.Fprintf(io.out, "component %d of %d: KCV %s -> %s (age, to %s)\n", c.Index, count, c.KCV, c.File, c.Recipient)
+			continue
+		}
 		fmt.Fprintf(io.out, "component %d of %d: KCV %s -> %s\n", c.Index, count, c.KCV, c.File)
 	}
 	fmt.Fprintf(io.out, "master key KCV: %s (record it; mk load checks it)\n", out.MasterKCV)
@@ -157,8 +239,13 @@ func writeNewFile(path string, b []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-func runMKLoad(ctx context.Context, io *stdio, cfgPath string, files []string, masterKCV string, asJSON bool) error {
+func runMKLoad(ctx context.Context, io *stdio, cfgPath string, files, identityFiles []string, masterKCV string, asJSON bool) error {
+	ids, err := readIdentities(identityFiles)
+	if err != nil {
+		return &usageError{err}
+	}
 	parsed := make([]*componentFile, 0, len(files))
+	encrypted := map[string]bool{}
 	defer func() {
 		for _, c := range parsed {
 			c.Zero()
@@ -166,11 +253,12 @@ func runMKLoad(ctx context.Context, io *stdio, cfgPath string, files []string, m
 	}()
 	byIndex := map[int]string{}
 	for _, f := range files {
-		c, err := readComponentFile(f)
+		c, enc, err := readAnyComponentFile(f, ids)
 		if err != nil {
 			return err
 		}
 		parsed = append(parsed, c)
+		encrypted[c.Path] = enc
 		if prev, dup := byIndex[c.Index]; dup {
 			return fmt.Errorf("%s and %s are both component %d", prev, f, c.Index)
 		}
@@ -197,7 +285,11 @@ func runMKLoad(ctx context.Context, io *stdio, cfgPath string, files []string, m
 	}
 	if !asJSON {
 		for _, c := range parsed {
-			fmt.Fprintf(io.out, "component %d of %d (%s): KCV %s\n", c.Index, c.Count, c.Path, c.KCV)
+			how := ""
+			if encrypted[c.Path] {
+				how = ", decrypted with age"
+			}
+			fmt.Fprintf(io.out, "component %d of %d (%s%s): KCV %s\n", c.Index, c.Count, c.Path, how, c.KCV)
 		}
 	}
 	hsm, cfg, err := openHSMFromConfig(ctx, cfgPath)
@@ -228,7 +320,7 @@ func runMKLoad(ctx context.Context, io *stdio, cfgPath string, files []string, m
 	if asJSON {
 		cs := make([]componentJSON, len(parsed))
 		for i, c := range parsed {
-			cs[i] = componentJSON{Index: c.Index, File: c.Path, KCV: c.KCV.String()}
+			cs[i] = componentJSON{Index: c.Index, File: c.Path, KCV: c.KCV.String(), Encrypted: encrypted[c.Path]}
 		}
 		return writeJSON(io.out, map[string]any{"components": cs, "master_kcv": got.String(), "token": cfg.HSM.TokenLabel, "loaded": true})
 	}
