@@ -257,10 +257,10 @@ with this name, type and purpose is returned unchanged.`,
 			if cf.json() {
 				return writeProtoJSON(io.out, all)
 			}
-			return printKeys(io.out, all.GetKeys())
+			return printKeyList(io.out, all.GetKeys(), time.Now())
 		},
 	}
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(create, list, newKeyReencryptCmd(io, cf))
 	return cmd
 }
 

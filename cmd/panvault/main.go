@@ -115,6 +115,9 @@ matching flags):
 		newKeyCmd(io, cf),
 		newClusterCmd(io, cf),
 		newMKCmd(io, cf),
+		newCustodianCmd(io, cf),
+		newCeremonyCmd(io, cf),
+		newRetokenizeCmd(io, cf),
 		newDevtoolCmd(io),
 	)
 	return root
