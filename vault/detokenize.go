@@ -45,8 +45,9 @@ func readMode(c pb.Consistency) (raftstore.ReadMode, error) {
 }
 
 // detokenize returns one result per token, in order. field(i) names token
-// i's request field for validation errors.
-func (n *Node) detokenize(ctx context.Context, e *schemeEntry, tokens []string, field func(int) string, mode raftstore.ReadMode, masked bool) []detResult {
+// i's request field for validation errors. ff1Version is the key version of
+// FF1 tokens (0: the latest); vaulted records name their own.
+func (n *Node) detokenize(ctx context.Context, e *schemeEntry, tokens []string, field func(int) string, mode raftstore.ReadMode, masked bool, ff1Version uint32) []detResult {
 	res := make([]detResult, len(tokens))
 	var ok []int
 	for i, t := range tokens {
@@ -60,7 +61,7 @@ func (n *Node) detokenize(ctx context.Context, e *schemeEntry, tokens []string, 
 		return res
 	}
 	if e.s.Mode() == scheme.ModeFF1 {
-		n.detokenizeFF1(ctx, e, tokens, ok, masked, res)
+		n.detokenizeFF1(ctx, e, tokens, ok, masked, ff1Version, res)
 		return res
 	}
 	n.detokenizeVaulted(ctx, e, tokens, ok, mode, masked, res)

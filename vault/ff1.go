@@ -58,10 +58,10 @@ func newFF1Registry(n *Node) *ff1Registry {
 	return &ff1Registry{n: n, m: make(map[ff1Key]*ff1Engine)}
 }
 
-// engine returns the engine of e's key version for use (the latest version;
+// engine returns the engine of e's key version for use (0: the latest;
 // FF1 tokens do not carry their version, see docs/vault-design.md).
-func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, use keyUse) (*ff1Engine, error) {
-	kv, err := r.n.keyring.resolve(ctx, e.rec.GetKey(), 0, vaultpb.KeyPurpose_KEY_PURPOSE_FPE, use)
+func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, version uint32, use keyUse) (*ff1Engine, error) {
+	kv, err := r.n.keyring.resolve(ctx, e.rec.GetKey(), version, vaultpb.KeyPurpose_KEY_PURPOSE_FPE, use)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (r *ff1Registry) stop() {
 // concurrent single requests share HSM batches), several as one batch.
 func (n *Node) tokenizeFF1(ctx context.Context, e *schemeEntry, items []*tokItem) []tokResult {
 	res := make([]tokResult, len(items))
-	eng, err := n.ff1.engine(ctx, e, useEncrypt)
+	eng, err := n.ff1.engine(ctx, e, 0, useEncrypt)
 	if err != nil {
 		for i := range res {
 			res[i].err = err
@@ -163,16 +163,17 @@ func (n *Node) tokenizeFF1(ctx context.Context, e *schemeEntry, items []*tokItem
 	return res
 }
 
-// detokenizeFF1 detokenizes tokens[idx] into res.
-func (n *Node) detokenizeFF1(ctx context.Context, e *schemeEntry, tokens []string, idx []int, masked bool, res []detResult) {
-	eng, err := n.ff1.engine(ctx, e, useDecrypt)
+// detokenizeFF1 detokenizes tokens[idx], made by key version version (0:
+// the latest), into res.
+func (n *Node) detokenizeFF1(ctx context.Context, e *schemeEntry, tokens []string, idx []int, masked bool, version uint32, res []detResult) {
+	eng, err := n.ff1.engine(ctx, e, version, useDecrypt)
 	if err != nil {
 		for _, i := range idx {
 			res[i].err = err
 		}
 		return
 	}
-	version := eng.tok.KeyVersion()
+	version = eng.tok.KeyVersion()
 	set := func(i int, pan card.PAN, err error) {
 		if err != nil {
 			res[i].err = err

@@ -74,6 +74,7 @@ func NewGRPCServer(n *Node, tlsConf *tls.Config) *grpc.Server {
 	pb.RegisterSigningServiceServer(s, &signingService{services: svc})
 	pb.RegisterAdminServiceServer(s, &adminService{services: svc})
 	pb.RegisterClusterServiceServer(s, &clusterService{services: svc})
+	pb.RegisterCeremonyServiceServer(s, &ceremonyService{services: svc})
 
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
@@ -88,7 +89,8 @@ func (n *Node) followHealth(hs *health.Server) {
 	defer n.wg.Done()
 	services := []string{"",
 		pb.TokenService_ServiceDesc.ServiceName, pb.SigningService_ServiceDesc.ServiceName,
-		pb.AdminService_ServiceDesc.ServiceName, pb.ClusterService_ServiceDesc.ServiceName}
+		pb.AdminService_ServiceDesc.ServiceName, pb.ClusterService_ServiceDesc.ServiceName,
+		pb.CeremonyService_ServiceDesc.ServiceName}
 	set := func(st healthpb.HealthCheckResponse_ServingStatus) {
 		for _, name := range services {
 			hs.SetServingStatus(name, st)

@@ -60,6 +60,14 @@ func allowedRoles(fullMethod string) (pki.Role, bool) {
 		return pki.RoleClient | pki.RoleAdmin, true
 	case pb.AdminService_ServiceDesc.ServiceName:
 		return pki.RoleAdmin, true
+	case pb.CeremonyService_ServiceDesc.ServiceName:
+		switch method {
+		case "InitCustodians", "Propose", "StartReencrypt", "StageMasterKey":
+			return pki.RoleAdmin, true
+		}
+		// Votes carry the custodian's signature, which is the authority;
+		// reads show nothing secret. Any known client or admin may call.
+		return pki.RoleAdmin | pki.RoleClient, true
 	case pb.ClusterService_ServiceDesc.ServiceName:
 		switch method {
 		case "Status", "Join": // Join by a node is limited to itself (clusterService.Join)

@@ -323,6 +323,14 @@ func checkState(rec *vaultpb.KeyRecord, v *vaultpb.KeyVersionRecord, use keyUse)
 		ok = usableState(st) && v.GetVersion() >= rec.GetMinDecryptionVersion()
 	}
 	if !ok {
+		switch {
+		case st == vaultpb.KeyState_KEY_STATE_DESTROYED:
+			return fmt.Errorf("%w: %s/v%d was destroyed, cannot %s", ErrKeyVersionDestroyed, rec.GetName(), v.GetVersion(), use)
+		case (use == useDecrypt || use == useVerify) &&
+			(st == vaultpb.KeyState_KEY_STATE_RETIRED || v.GetVersion() < rec.GetMinDecryptionVersion()):
+			return fmt.Errorf("%w: %s/v%d is below the minimum decryption version %d, cannot %s",
+				ErrKeyVersionRetired, rec.GetName(), v.GetVersion(), rec.GetMinDecryptionVersion(), use)
+		}
 		return fmt.Errorf("%w: %s/v%d is %s, cannot %s", ErrKeyState, rec.GetName(), v.GetVersion(), stateName(st), use)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/panvault/panvault/keys"
 	pb "github.com/panvault/panvault/proto/panvault/v1"
@@ -29,6 +30,15 @@ func (n *Node) CreateKey(ctx context.Context, name string, typ keys.KeyType) (*p
 // on SoftHSM) fails with keys.ErrNotWrappable (FAILED_PRECONDITION): a key
 // that cannot be replicated is refused, there is no software fallback.
 func (n *Node) CreateKeyWithPurpose(ctx context.Context, name string, typ pb.KeyType, purpose pb.KeyPurpose) (*pb.KeyInfo, bool, error) {
+	return n.CreateKeyWithOptions(ctx, name, typ, purpose, 0)
+}
+
+// CreateKeyWithOptions is CreateKeyWithPurpose with a cryptoperiod (0: the
+// purpose's default, see defaultCryptoperiod). Once custodians are
+// initialised, creating a new key this way fails with ErrCeremonyRequired:
+// new keys come from CREATE_KEY ceremonies (dual control); an existing key
+// is still returned, so provisioning stays idempotent.
+func (n *Node) CreateKeyWithOptions(ctx context.Context, name string, typ pb.KeyType, purpose pb.KeyPurpose, cryptoperiod time.Duration) (*pb.KeyInfo, bool, error) {
 	if err := checkName("name", name); err != nil {
 		return nil, false, err
 	}
@@ -36,8 +46,11 @@ func (n *Node) CreateKeyWithPurpose(ctx context.Context, name string, typ pb.Key
 	if err != nil {
 		return nil, false, err
 	}
+	if err := checkCryptoperiod("cryptoperiod", cryptoperiod); err != nil {
+		return nil, false, err
+	}
 	done := n.keyring.beginCreate(name)
-	info, created, err := n.createKey(ctx, name, kt, p)
+	info, created, err := n.createKey(ctx, name, kt, p, cryptoperiod)
 	done()
 	// Bring the HSM in step with whichever record is known now (ours, the
 	// winner of a race, or none yet after an unknown outcome).
@@ -51,13 +64,19 @@ func (n *Node) CreateKeyWithPurpose(ctx context.Context, name string, typ pb.Key
 }
 
 // createKey does the work of CreateKeyWithPurpose while name is pending.
-func (n *Node) createKey(ctx context.Context, name string, kt keys.KeyType, p vaultpb.KeyPurpose) (*pb.KeyInfo, bool, error) {
+func (n *Node) createKey(ctx context.Context, name string, kt keys.KeyType, p vaultpb.KeyPurpose, cryptoperiod time.Duration) (*pb.KeyInfo, bool, error) {
 	existing, err := n.keyring.record(ctx, name, true)
 	switch {
 	case err == nil:
 		return n.matchExistingKey(existing, kt, p)
 	case !errors.Is(err, ErrKeyNotFound):
 		return nil, false, err
+	}
+
+	if init, err := n.custodiansInitialised(ctx); err != nil {
+		return nil, false, err
+	} else if init {
+		return nil, false, fmt.Errorf("%w: propose a create-key ceremony", ErrCeremonyRequired)
 	}
 
 	// No record: a key of this name in the HSM is a leftover of an earlier
@@ -90,6 +109,7 @@ func (n *Node) createKey(ctx context.Context, name string, kt keys.KeyType, p va
 		LatestVersion:        1,
 		MinDecryptionVersion: 1,
 		CreateUnixNanos:      now,
+		CryptoperiodNanos:    int64(cryptoperiod),
 	}
 	v, err := encodeRecord(rec)
 	if err != nil {
@@ -106,7 +126,7 @@ func (n *Node) createKey(ctx context.Context, name string, kt keys.KeyType, p va
 		n.keyring.recs[name] = rec
 		n.keyring.mu.Unlock()
 		n.log.Info("key created", "key", name, "type", kt.String(), "purpose", purposeName(p), "master_kcv", wk.MasterKCV.String())
-		return keyInfoToAPI(rec), true, nil
+		return n.keyInfo(rec), true, nil
 	}
 	// Another node created it first: drop ours, the winner's is loaded by
 	// the deferred install.
@@ -127,7 +147,7 @@ func (n *Node) matchExistingKey(rec *vaultpb.KeyRecord, kt keys.KeyType, p vault
 		return nil, false, fmt.Errorf("%w: key %q exists as %s for %s", ErrAlreadyExists, rec.GetName(),
 			keys.KeyType(rec.GetKeyType()), purposeName(rec.GetPurpose()))
 	}
-	return keyInfoToAPI(rec), false, nil
+	return n.keyInfo(rec), false, nil
 }
 
 // GetKey returns key name's metadata (never secret material).
@@ -139,7 +159,7 @@ func (n *Node) GetKey(ctx context.Context, name string) (*pb.KeyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return keyInfoToAPI(rec), nil
+	return n.keyInfo(rec), nil
 }
 
 // ListKeys returns one page of keys in name order.
@@ -154,7 +174,7 @@ func (n *Node) ListKeys(ctx context.Context, pageSize uint32, pageToken string) 
 		if err != nil {
 			return nil, "", err
 		}
-		out = append(out, keyInfoToAPI(rec))
+		out = append(out, n.keyInfo(rec))
 	}
 	return out, next, nil
 }

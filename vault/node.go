@@ -31,6 +31,49 @@ type Config struct {
 	// Now is the clock for token creation and expiry; nil means time.Now.
 	// Tests inject a clock to test TTL expiry.
 	Now func() time.Time
+
+	// ReencryptRate caps the re-encryption job in token records per second
+	// (0: DefaultReencryptRate); ReencryptBatch is its batch size (0:
+	// DefaultReencryptBatch, at most raftstore.MaxScanLimit).
+	ReencryptRate  int
+	ReencryptBatch int
+	// ReencryptGrace is how long a re-encryption job waits after it was
+	// started before it scans (0: DefaultReencryptGrace; negative: no wait,
+	// for tests without concurrent tokenization). See reencrypt.go.
+	ReencryptGrace time.Duration
+	// JobInterval is how often the leader looks for ceremony expiries,
+	// approved ceremonies to carry out and re-encryption work (0:
+	// DefaultJobInterval).
+	JobInterval time.Duration
+	// CryptoperiodCheck is how often cryptoperiods are checked (0:
+	// DefaultCryptoperiodCheck).
+	CryptoperiodCheck time.Duration
+}
+
+// withDefaults fills the zero fields of the job settings.
+func (c Config) withDefaults() Config {
+	if c.ReencryptRate <= 0 {
+		c.ReencryptRate = DefaultReencryptRate
+	}
+	if c.ReencryptBatch <= 0 {
+		c.ReencryptBatch = DefaultReencryptBatch
+	}
+	if c.ReencryptBatch > raftstore.MaxScanLimit {
+		c.ReencryptBatch = raftstore.MaxScanLimit
+	}
+	switch {
+	case c.ReencryptGrace == 0:
+		c.ReencryptGrace = DefaultReencryptGrace
+	case c.ReencryptGrace < 0:
+		c.ReencryptGrace = 0
+	}
+	if c.JobInterval <= 0 {
+		c.JobInterval = DefaultJobInterval
+	}
+	if c.CryptoperiodCheck <= 0 {
+		c.CryptoperiodCheck = DefaultCryptoperiodCheck
+	}
+	return c
 }
 
 // Node is the vault on one cluster member: schemes, keys and tokens over the
@@ -45,8 +88,11 @@ type Node struct {
 	authz *pki.Authorizer
 	log   *slog.Logger
 	now   func() time.Time
+	cfg   Config // job settings, with defaults
 
 	keyring *keyring
+	reenc   *reencryptor
+	metrics *keyMetrics
 	schemes *schemeCache
 	ff1     *ff1Registry
 
@@ -76,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		authz: cfg.Authorizer,
 		log:   cfg.Logger,
 		now:   cfg.Now,
+		cfg:   cfg.withDefaults(),
 	}
 	if n.id == "" {
 		n.id = cfg.Store.ID()
@@ -91,6 +138,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.schemes = newSchemeCache(n)
 	n.ff1 = newFF1Registry(n)
 	n.keyring = newKeyring(n)
+	n.metrics = newKeyMetrics()
+	n.reenc = newReencryptor(n)
+	if err := n.useReplicatedMasterKey(ctx); err != nil {
+		n.cancel()
+		return nil, err
+	}
 	if err := n.keyring.start(ctx); err != nil {
 		n.cancel()
 		n.wg.Wait()
@@ -99,6 +152,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if _, ok := n.hsm.MasterKeyKCV(); !ok {
 		n.log.Error("hsm has no master key: no working key can be loaded until one is", "token", n.hsm.Token().Label)
 	}
+	n.wg.Add(3)
+	go n.reenc.run()
+	go n.runCryptoperiods()
+	go n.runCeremonySweep()
 	return n, nil
 }
 

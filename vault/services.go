@@ -175,7 +175,7 @@ func (s *tokenService) Detokenize(ctx context.Context, req *pb.DetokenizeRequest
 	if err != nil {
 		return nil, err
 	}
-	r := s.n.detokenize(ctx, e, []string{req.GetToken()}, func(int) string { return "token" }, mode, req.GetMasked())[0]
+	r := s.n.detokenize(ctx, e, []string{req.GetToken()}, func(int) string { return "token" }, mode, req.GetMasked(), req.GetKeyVersion())[0]
 	return r.resp, r.err
 }
 
@@ -198,7 +198,7 @@ func (s *tokenService) DetokenizeBatch(ctx context.Context, req *pb.DetokenizeBa
 		tokens[i] = x.GetToken()
 	}
 	resp := &pb.DetokenizeBatchResponse{Results: make([]*pb.DetokenizeBatchResult, len(tokens))}
-	for i, r := range s.n.detokenize(ctx, e, tokens, func(int) string { return "token" }, mode, req.GetMasked()) {
+	for i, r := range s.n.detokenize(ctx, e, tokens, func(int) string { return "token" }, mode, req.GetMasked(), req.GetKeyVersion()) {
 		out := &pb.DetokenizeBatchResult{Index: uint32(i)}
 		if r.err != nil {
 			out.Outcome = &pb.DetokenizeBatchResult_Error{Error: itemErrorOf(r.err, i)}

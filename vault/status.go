@@ -16,6 +16,7 @@ import (
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 	"github.com/panvault/panvault/raftstore"
 	"github.com/panvault/panvault/vault/card"
+	"github.com/panvault/panvault/vault/ceremony"
 	"github.com/panvault/panvault/vault/pki"
 	"github.com/panvault/panvault/vault/scheme"
 )
@@ -64,14 +65,46 @@ var statusTable = []statusRule{
 	{ErrTokenNotFound, codes.NotFound, "TOKEN_NOT_FOUND", ""},
 	{scheme.ErrNotToken, codes.NotFound, "TOKEN_NOT_FOUND", "token not found"},
 	{ErrKeyNotFound, codes.NotFound, "KEY_NOT_FOUND", ""},
+	{ErrCeremonyNotFound, codes.NotFound, "CEREMONY_NOT_FOUND", ""},
 	{raftstore.ErrUnknownMember, codes.NotFound, "NODE_NOT_FOUND", ""},
 	{ErrAlreadyExists, codes.AlreadyExists, "ALREADY_EXISTS", ""},
+	{ErrCustodiansInitialised, codes.AlreadyExists, "CUSTODIANS_INITIALISED", ""},
+
+	// Ceremonies (vault/ceremony/DESIGN.md). Their messages name
+	// custodians, proposal ids, fingerprints and KCVs, never key material.
+	{ceremony.ErrUnknownCustodian, codes.PermissionDenied, "UNKNOWN_CUSTODIAN", ""},
+	{ceremony.ErrUnknownKey, codes.PermissionDenied, "CUSTODIAN_KEY_MISMATCH", ""},
+	{ceremony.ErrBadSignature, codes.PermissionDenied, "BAD_SIGNATURE", ""},
+	{ceremony.ErrSelfApproval, codes.PermissionDenied, "SELF_APPROVAL", ""},
+	{ceremony.ErrDuplicateApproval, codes.AlreadyExists, "DUPLICATE_APPROVAL", ""},
+	{ceremony.ErrAlreadyVoted, codes.AlreadyExists, "ALREADY_VOTED", ""},
+	{ceremony.ErrCustodianExists, codes.AlreadyExists, "CUSTODIAN_EXISTS", ""},
+	{ceremony.ErrExpired, codes.FailedPrecondition, "PROPOSAL_EXPIRED", ""},
+	{ceremony.ErrClosed, codes.FailedPrecondition, "PROPOSAL_CLOSED", ""},
+	{ceremony.ErrNotReady, codes.FailedPrecondition, "QUORUM_NOT_REACHED", ""},
+	{ceremony.ErrNotExpired, codes.FailedPrecondition, "PROPOSAL_NOT_EXPIRED", ""},
+	{ceremony.ErrQuorumUnreachable, codes.FailedPrecondition, "QUORUM", ""},
+	{ceremony.ErrQuorum, codes.FailedPrecondition, "QUORUM", ""},
+	{ceremony.ErrWrongProposal, codes.InvalidArgument, "WRONG_PROPOSAL", ""},
+	{ceremony.ErrUnsupportedKey, codes.InvalidArgument, "UNSUPPORTED_CUSTODIAN_KEY", ""},
+	{ceremony.ErrMalformed, codes.InvalidArgument, "MALFORMED", ""},
+	{ceremony.ErrInvalid, codes.InvalidArgument, "INVALID_CEREMONY", ""},
+	{ceremony.ErrChain, codes.DataLoss, "CEREMONY_LOG_CHAIN", ""},
+	{ceremony.ErrReplay, codes.DataLoss, "CEREMONY_LOG_REPLAY", ""},
+	{ErrConflict, codes.Aborted, "CONFLICT", ""},
 
 	// The request is well-formed but cannot be served as things are.
 	{scheme.ErrLengthNotAllowed, codes.FailedPrecondition, "PAN_LENGTH_NOT_ALLOWED", ""},
 	{scheme.ErrFixedPoint, codes.FailedPrecondition, "FF1_FIXED_POINT", ""},
 	{ErrWrongPurpose, codes.FailedPrecondition, "KEY_WRONG_PURPOSE", ""},
+	{ErrKeyVersionDestroyed, codes.FailedPrecondition, "KEY_VERSION_DESTROYED", ""},
+	{ErrKeyVersionRetired, codes.FailedPrecondition, "KEY_VERSION_RETIRED", ""},
 	{ErrKeyState, codes.FailedPrecondition, "KEY_STATE", ""},
+	{ErrCustodiansNotInitialised, codes.FailedPrecondition, "CUSTODIANS_NOT_INITIALISED", ""},
+	{ErrCeremonyRequired, codes.FailedPrecondition, "CEREMONY_REQUIRED", ""},
+	{ErrReencryptPending, codes.FailedPrecondition, "REENCRYPT_PENDING", ""},
+	{ErrMasterKeyNotStaged, codes.FailedPrecondition, "MASTER_KEY_NOT_STAGED", ""},
+	{keys.ErrKCVMismatch, codes.FailedPrecondition, "COMPONENT_KCV_MISMATCH", ""},
 	{ErrWrongMode, codes.FailedPrecondition, "WRONG_SCHEME_MODE", ""},
 	{keys.ErrNotWrappable, codes.FailedPrecondition, "KEY_NOT_WRAPPABLE", ""},
 	{keys.ErrWrongKeyType, codes.FailedPrecondition, "KEY_WRONG_PURPOSE", ""},

@@ -1,0 +1,319 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/panvault/panvault/keys"
+	"github.com/panvault/panvault/raftstore"
+	"github.com/panvault/panvault/vault/ceremony"
+	"github.com/panvault/panvault/vault/vaultpb"
+)
+
+// checkProposal checks proposal parameters against what only the vault
+// knows (keys, versions, schemes, jobs) before custodians are asked to
+// approve. Execution checks again: things change while approvals gather.
+func (n *Node) checkProposal(ctx context.Context, params ceremony.Params) error {
+	switch p := params.(type) {
+	case ceremony.CreateKey:
+		if _, _, err := n.readKeyRecord(ctx, p.Name); err == nil {
+			return fmt.Errorf("%w: key %q exists", ErrAlreadyExists, p.Name)
+		} else if !errors.Is(err, ErrKeyNotFound) {
+			return err
+		}
+	case ceremony.RotateKey:
+		if _, _, err := n.readKeyRecord(ctx, p.Name); err != nil {
+			return err
+		}
+	case ceremony.SetMinDecryptionVersion:
+		rec, _, err := n.readKeyRecord(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		if err := checkMinDecryption(rec, p.Version); err != nil {
+			return err
+		}
+		return n.checkReencrypted(ctx, rec, p.Version)
+	case ceremony.DestroyVersion:
+		rec, _, err := n.readKeyRecord(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		return checkDestroy(rec, p.Version)
+	case ceremony.ChangeSchemeKey:
+		// Token records and FF1 tokens name a key version but not a key:
+		// moving a scheme to another key needs a record format that names
+		// the key, which this version does not have.
+		return fmt.Errorf("%w: change-scheme-key (rotate the scheme's key instead)", ErrUnsupported)
+	case ceremony.RotateMasterKey:
+		return n.checkMasterKeyRotation(ctx, p, false)
+	}
+	return nil
+}
+
+// checkReencrypted refuses to retire versions below v of a PAN-encryption
+// key while vaulted token records may still be sealed under them: the key's
+// re-encryption job must have finished with a target of at least v.
+func (n *Node) checkReencrypted(ctx context.Context, rec *vaultpb.KeyRecord, v uint32) error {
+	if rec.GetPurpose() != vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION {
+		return nil
+	}
+	schemes, err := n.vaultedSchemesUsing(ctx, rec.GetName())
+	if err != nil || len(schemes) == 0 {
+		return err
+	}
+	job, _, found, err := n.readReencryptJob(ctx, rec.GetName(), raftstore.Stale)
+	if err != nil {
+		return err
+	}
+	if !found || !job.GetDone() || job.GetTargetVersion() < v {
+		return fmt.Errorf("%w: key %q: re-encrypt its tokens to version %d or later first (panvault key reencrypt)",
+			ErrReencryptPending, rec.GetName(), v)
+	}
+	return nil
+}
+
+// execution is a ceremony's effect, prepared before the replicated write:
+// the operations to commit with the log entry, the outcome to record, and
+// what to do after a commit (or instead of one). fail, when set, is a
+// lasting reason the ceremony cannot be carried out: it closes as failed.
+type execution struct {
+	ops     []raftstore.Op
+	outcome string
+	fail    string
+	gen     *generated
+	after   func()
+}
+
+func (x *execution) discard(n *Node) {
+	if x.gen != nil {
+		x.gen.discard(n)
+	}
+}
+
+// executeCeremony carries out ceremony id if it is pending and has its
+// quorum: the HSM work first, then one write of the results, the new state
+// and the log entry (compare-and-set on the log head and on every record
+// it changes). A concurrent step makes it start again; another node
+// executing it first makes it return that node's result.
+func (n *Node) executeCeremony(ctx context.Context, id string) (ceremony.State, *ceremony.Registry, bool, error) {
+	for try := 0; try < maxCeremonyRetries; try++ {
+		base, err := n.readCeremonyBase(ctx, raftstore.Linearizable)
+		if err != nil {
+			return ceremony.State{}, nil, false, err
+		}
+		st, err := n.readCeremonyState(ctx, id, raftstore.Stale)
+		if err != nil {
+			return ceremony.State{}, nil, false, err
+		}
+		if st.Status != ceremony.StatusPending || !st.Ready(base.reg) {
+			return st, base.reg, false, nil
+		}
+		x, err := n.prepare(ctx, st)
+		if err != nil {
+			return ceremony.State{}, nil, false, err // passing (HSM, store): retried later
+		}
+		now := n.now()
+		var w ceremonyWrite
+		var newReg *ceremony.Registry
+		var st2 ceremony.State
+		if x.fail == "" {
+			var e ceremony.LogEntry
+			st2, newReg, e, err = ceremony.Execute(base.reg, st, now, x.outcome)
+			if err != nil {
+				x.discard(n)
+				x = &execution{fail: truncateOutcome("cannot be carried out: " + err.Error())}
+			} else {
+				w = ceremonyWrite{entry: e, state: &st2, extra: x.ops}
+				if st.Proposal.Kind().ChangesRegistry() {
+					w.registry = newReg
+				}
+			}
+		}
+		if x.fail != "" {
+			var e ceremony.LogEntry
+			st2, e, err = ceremony.Fail(base.reg, st, now, x.fail)
+			if err != nil {
+				return ceremony.State{}, nil, false, err
+			}
+			w = ceremonyWrite{entry: e, state: &st2}
+			newReg = base.reg
+		}
+		if _, err := n.commitCeremony(ctx, base, w); err != nil {
+			x.discard(n)
+			if errors.Is(err, errStale) {
+				continue
+			}
+			return ceremony.State{}, nil, false, err
+		}
+		if x.gen != nil {
+			x.gen.commit(n)
+		}
+		if x.after != nil {
+			x.after()
+		}
+		if x.fail != "" {
+			n.log.Warn("ceremony failed", "ceremony", id, "kind", st.Proposal.Kind().String(), "reason", x.fail)
+			return st2, newReg, false, nil
+		}
+		n.log.Info("ceremony executed", "ceremony", id, "kind", st.Proposal.Kind().String(), "outcome", x.outcome)
+		return st2, newReg, true, nil
+	}
+	return ceremony.State{}, nil, false, fmt.Errorf("%w: ceremony %s", ErrConflict, id)
+}
+
+// truncateOutcome keeps an outcome within ceremony.MaxOutcomeLen and
+// printable.
+func truncateOutcome(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	if len(b) > ceremony.MaxOutcomeLen {
+		b = b[:ceremony.MaxOutcomeLen]
+	}
+	return string(b)
+}
+
+// lasting returns an execution that fails the ceremony for err, when err is
+// a lasting condition (the key's state no longer allows it); passing errors
+// come back as errors.
+func lasting(err error) (*execution, error) {
+	for _, e := range []error{ErrKeyNotFound, ErrKeyState, ErrKeyVersionDestroyed, ErrAlreadyExists,
+		ErrReencryptPending, ErrUnsupported, ErrWrongPurpose, keys.ErrNotWrappable, ceremony.ErrInvalid} {
+		if errors.Is(err, e) {
+			return &execution{fail: truncateOutcome(err.Error())}, nil
+		}
+	}
+	return nil, err
+}
+
+// prepare does the work of ceremony st before its write.
+func (n *Node) prepare(ctx context.Context, st ceremony.State) (*execution, error) {
+	now := n.now()
+	switch p := st.Proposal.Params.(type) {
+	case ceremony.CreateKey:
+		return n.prepareCreateKey(ctx, p, now)
+	case ceremony.RotateKey:
+		return n.prepareRotateKey(ctx, p, now)
+	case ceremony.SetMinDecryptionVersion:
+		rec, raw, err := n.readKeyRecord(ctx, p.Name)
+		if err == nil {
+			err = checkMinDecryption(rec, p.Version)
+		}
+		if err == nil {
+			err = n.checkReencrypted(ctx, rec, p.Version)
+		}
+		if err != nil {
+			return lasting(err)
+		}
+		v, err := encodeRecord(minDecryptionRecord(rec, p.Version, now.UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+		return &execution{
+			ops:     []raftstore.Op{raftstore.CompareAndSet(bucketKeys, []byte(p.Name), raw, v)},
+			outcome: fmt.Sprintf("key %s decrypts only from version %d; older versions retired", p.Name, p.Version),
+		}, nil
+	case ceremony.DestroyVersion:
+		rec, raw, err := n.readKeyRecord(ctx, p.Name)
+		if err == nil {
+			err = checkDestroy(rec, p.Version)
+		}
+		if err != nil {
+			return lasting(err)
+		}
+		v, err := encodeRecord(destroyedRecord(rec, p.Version, now.UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+		return &execution{
+			ops:     []raftstore.Op{raftstore.CompareAndSet(bucketKeys, []byte(p.Name), raw, v)},
+			outcome: fmt.Sprintf("key %s version %d destroyed", p.Name, p.Version),
+		}, nil
+	case ceremony.ChangeSchemeKey:
+		return lasting(fmt.Errorf("%w: change-scheme-key", ErrUnsupported))
+	case ceremony.AddCustodian:
+		return &execution{outcome: fmt.Sprintf("custodian %s registered", p.Name)}, nil
+	case ceremony.RemoveCustodian:
+		return &execution{outcome: fmt.Sprintf("custodian %s removed", p.Name)}, nil
+	case ceremony.ChangeQuorum:
+		return &execution{outcome: fmt.Sprintf("quorum set to %d", p.M)}, nil
+	case ceremony.RotateMasterKey:
+		return n.prepareMasterKeyRotation(ctx, p, now)
+	}
+	return lasting(fmt.Errorf("%w: ceremony kind %s", ErrUnsupported, st.Proposal.Kind()))
+}
+
+func (n *Node) prepareCreateKey(ctx context.Context, p ceremony.CreateKey, now time.Time) (*execution, error) {
+	if _, _, err := n.readKeyRecord(ctx, p.Name); err == nil {
+		return lasting(fmt.Errorf("%w: key %q exists", ErrAlreadyExists, p.Name))
+	} else if !errors.Is(err, ErrKeyNotFound) {
+		return nil, err
+	}
+	g, err := n.generateVersion(ctx, p.Name, 1, p.Type)
+	if err != nil {
+		return lasting(err)
+	}
+	ns := now.UnixNano()
+	rec := &vaultpb.KeyRecord{
+		Name:    p.Name,
+		KeyType: uint32(p.Type),
+		Purpose: vaultpb.KeyPurpose(p.Purpose),
+		Versions: []*vaultpb.KeyVersionRecord{{
+			Version: 1, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: g.blob, CreateUnixNanos: ns, StateUnixNanos: ns,
+		}},
+		LatestVersion:        1,
+		MinDecryptionVersion: 1,
+		CreateUnixNanos:      ns,
+		CryptoperiodNanos:    int64(p.Cryptoperiod),
+	}
+	v, err := encodeRecord(rec)
+	if err != nil {
+		g.discard(n)
+		return nil, err
+	}
+	return &execution{
+		ops:     []raftstore.Op{raftstore.PutIfAbsent(bucketKeys, []byte(p.Name), v)},
+		outcome: fmt.Sprintf("key %s version 1 created (%s, %s, master key %s)", p.Name, p.Type, p.Purpose, g.wk.MasterKCV),
+		gen:     g,
+	}, nil
+}
+
+func (n *Node) prepareRotateKey(ctx context.Context, p ceremony.RotateKey, now time.Time) (*execution, error) {
+	rec, raw, err := n.readKeyRecord(ctx, p.Name)
+	if err != nil {
+		return lasting(err)
+	}
+	ver := rec.GetLatestVersion() + 1
+	g, err := n.generateVersion(ctx, p.Name, ver, keys.KeyType(rec.GetKeyType()))
+	if err != nil {
+		return lasting(err)
+	}
+	v, err := encodeRecord(rotatedRecord(rec, ver, g.blob, now.UnixNano()))
+	if err != nil {
+		g.discard(n)
+		return nil, err
+	}
+	x := &execution{
+		ops:     []raftstore.Op{raftstore.CompareAndSet(bucketKeys, []byte(p.Name), raw, v)},
+		outcome: fmt.Sprintf("key %s rotated: version %d active, version %d decrypt-only", p.Name, ver, ver-1),
+		gen:     g,
+	}
+	if rec.GetPurpose() == vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION {
+		op, started, err := n.reencryptStartOp(ctx, p.Name, ver, now)
+		if err != nil {
+			g.discard(n)
+			return nil, err
+		}
+		if started {
+			x.ops = append(x.ops, op)
+			x.outcome += "; re-encryption of stored tokens started"
+		}
+	}
+	return x, nil
+}

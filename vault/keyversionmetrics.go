@@ -1,0 +1,153 @@
+package vault
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/panvault/panvault/keys"
+)
+
+// keyMetrics counts what key versions and their jobs do on this node, for
+// WriteMetrics. Labels are key names (never secret). Safe for concurrent
+// use.
+type keyMetrics struct {
+	mu          sync.Mutex
+	reenc       map[string]uint64 // records re-encrypted by this node, per key
+	cpElapsed   map[string]bool   // cryptoperiod elapsed, per key
+	warned      map[keys.KeyRef]bool
+	ceremonies  map[string]uint64 // ceremony steps committed by this node, per entry type
+	retokenized uint64
+}
+
+func newKeyMetrics() *keyMetrics {
+	return &keyMetrics{
+		reenc:      make(map[string]uint64),
+		cpElapsed:  make(map[string]bool),
+		warned:     make(map[keys.KeyRef]bool),
+		ceremonies: make(map[string]uint64),
+	}
+}
+
+func (m *keyMetrics) reencrypted(key string, n int) {
+	m.mu.Lock()
+	m.reenc[key] += uint64(n)
+	m.mu.Unlock()
+}
+
+func (m *keyMetrics) setCryptoperiodElapsed(key string, elapsed bool) {
+	m.mu.Lock()
+	m.cpElapsed[key] = elapsed
+	m.mu.Unlock()
+}
+
+// warnOnce reports whether ref's elapsed cryptoperiod has not been logged
+// yet, and marks it logged.
+func (m *keyMetrics) warnOnce(ref keys.KeyRef) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.warned[ref] {
+		return false
+	}
+	m.warned[ref] = true
+	return true
+}
+
+func (m *keyMetrics) ceremonyStep(typ string) {
+	m.mu.Lock()
+	m.ceremonies[typ]++
+	m.mu.Unlock()
+}
+
+func (m *keyMetrics) addRetokenized(n int) {
+	m.mu.Lock()
+	m.retokenized += uint64(n)
+	m.mu.Unlock()
+}
+
+// KeyMetrics is a snapshot of the node's key-lifecycle metrics. A plain
+// value.
+type KeyMetrics struct {
+	// Reencrypted: token records re-encrypted by this node, per key.
+	Reencrypted map[string]uint64
+	// CryptoperiodElapsed: per key, whether its latest version's
+	// cryptoperiod has elapsed.
+	CryptoperiodElapsed map[string]bool
+	// CeremonySteps: ceremony log entries this node committed, per type.
+	CeremonySteps map[string]uint64
+	// Retokenized: FF1 tokens migrated by this node.
+	Retokenized uint64
+}
+
+// KeyMetrics returns a snapshot of the node's key-lifecycle metrics.
+func (n *Node) KeyMetrics() KeyMetrics {
+	m := n.metrics
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := KeyMetrics{
+		Reencrypted:         make(map[string]uint64, len(m.reenc)),
+		CryptoperiodElapsed: make(map[string]bool, len(m.cpElapsed)),
+		CeremonySteps:       make(map[string]uint64, len(m.ceremonies)),
+		Retokenized:         m.retokenized,
+	}
+	for k, v := range m.reenc {
+		out.Reencrypted[k] = v
+	}
+	for k, v := range m.cpElapsed {
+		out.CryptoperiodElapsed[k] = v
+	}
+	for k, v := range m.ceremonies {
+		out.CeremonySteps[k] = v
+	}
+	return out
+}
+
+// WriteMetrics writes the node's key-lifecycle metrics in the Prometheus
+// text exposition format (version 0.0.4), for a /metrics handler:
+//
+//	panvault_reencrypt_records_total{key}     counter
+//	panvault_key_cryptoperiod_elapsed{key}    gauge (0 or 1)
+//	panvault_ceremony_steps_total{type}       counter
+//	panvault_retokenized_total                counter
+func (n *Node) WriteMetrics(w io.Writer) error {
+	s := n.KeyMetrics()
+	var err error
+	p := func(format string, args ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(w, format, args...)
+		}
+	}
+	p("# HELP panvault_reencrypt_records_total Token records re-encrypted to a newer key version by this node.\n")
+	p("# TYPE panvault_reencrypt_records_total counter\n")
+	for _, k := range sortedKeys(s.Reencrypted) {
+		p("panvault_reencrypt_records_total{key=%q} %d\n", k, s.Reencrypted[k])
+	}
+	p("# HELP panvault_key_cryptoperiod_elapsed 1 when the key's latest version is past its cryptoperiod (rotation due).\n")
+	p("# TYPE panvault_key_cryptoperiod_elapsed gauge\n")
+	for _, k := range sortedKeys(s.CryptoperiodElapsed) {
+		v := 0
+		if s.CryptoperiodElapsed[k] {
+			v = 1
+		}
+		p("panvault_key_cryptoperiod_elapsed{key=%q} %d\n", k, v)
+	}
+	p("# HELP panvault_ceremony_steps_total Ceremony log entries committed by this node.\n")
+	p("# TYPE panvault_ceremony_steps_total counter\n")
+	for _, k := range sortedKeys(s.CeremonySteps) {
+		p("panvault_ceremony_steps_total{type=%q} %d\n", k, s.CeremonySteps[k])
+	}
+	p("# HELP panvault_retokenized_total FF1 tokens migrated to a newer key version by this node.\n")
+	p("# TYPE panvault_retokenized_total counter\n")
+	p("panvault_retokenized_total %d\n", s.Retokenized)
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,400 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/panvault/panvault/keys"
+	"github.com/panvault/panvault/raftstore"
+	"github.com/panvault/panvault/vault/vaultpb"
+)
+
+// Re-encryption of vaulted token records after a rotation of their
+// PAN-encryption key. Tokens do not change: only the sealed PAN and the key
+// version in each record. The job's progress lives in replicated state
+// (bucket "reencrypt", one ReencryptJob per key), so whichever node is
+// leader carries it on from the last committed cursor; a leader change
+// loses at most one batch of work, which the next leader redoes (records it
+// finds already at the target version are only counted).
+//
+// Each record is rewritten with compare-and-set from the exact bytes read:
+// a token deleted or replaced meanwhile makes its CAS fail and is skipped,
+// never resurrected. Progress is committed after the batch's records.
+//
+// A tokenization that resolved the old version just before the rotation
+// committed may itself commit a little later, possibly behind the job's
+// cursor. The job therefore starts scanning only ReencryptGrace after it was
+// created (longer than the longest request), when every such write has
+// committed or failed.
+
+const bucketReencrypt = "reencrypt" // key name -> ReencryptJob
+
+// Defaults of the re-encryption job (see Config).
+const (
+	DefaultReencryptRate  = 2000 // records per second
+	DefaultReencryptBatch = 256
+	DefaultReencryptGrace = MaxRequestTimeout + 5*time.Second
+	DefaultJobInterval    = time.Second
+)
+
+// readReencryptJob reads key's job and its stored bytes.
+func (n *Node) readReencryptJob(ctx context.Context, key string, mode raftstore.ReadMode) (*vaultpb.ReencryptJob, []byte, bool, error) {
+	v, found, err := n.store.Get(ctx, bucketReencrypt, []byte(key), mode)
+	if err != nil || !found {
+		return nil, nil, false, err
+	}
+	job := &vaultpb.ReencryptJob{}
+	if err := decodeRecord(v, job); err != nil {
+		return nil, nil, false, err
+	}
+	return job, v, true, nil
+}
+
+// reencryptStartOp returns the operation that starts a job re-encrypting
+// key's token records to target, or started false when a job for that
+// target exists already. A job for an older target is replaced (it starts
+// over: records below the new target may be anywhere).
+func (n *Node) reencryptStartOp(ctx context.Context, key string, target uint32, now time.Time) (raftstore.Op, bool, error) {
+	old, raw, found, err := n.readReencryptJob(ctx, key, raftstore.Linearizable)
+	if err != nil {
+		return raftstore.Op{}, false, err
+	}
+	if found && old.GetTargetVersion() >= target {
+		return raftstore.Op{}, false, nil
+	}
+	schemes, err := n.vaultedSchemesUsing(ctx, key)
+	if err != nil {
+		return raftstore.Op{}, false, err
+	}
+	job := &vaultpb.ReencryptJob{
+		TargetVersion:   target,
+		Schemes:         schemes,
+		StartUnixNanos:  now.UnixNano(),
+		UpdateUnixNanos: now.UnixNano(),
+	}
+	if len(schemes) == 0 {
+		job.Done, job.TotalKnown, job.FinishUnixNanos = true, true, now.UnixNano()
+	}
+	v, err := encodeRecord(job)
+	if err != nil {
+		return raftstore.Op{}, false, err
+	}
+	if found {
+		return raftstore.CompareAndSet(bucketReencrypt, []byte(key), raw, v), true, nil
+	}
+	return raftstore.PutIfAbsent(bucketReencrypt, []byte(key), v), true, nil
+}
+
+// StartReencrypt starts re-encrypting key's vaulted token records to its
+// latest version (see the file comment). started is false when a job for
+// that version exists already; the job is returned either way.
+func (n *Node) StartReencrypt(ctx context.Context, key string) (*vaultpb.ReencryptJob, bool, error) {
+	if err := checkName("key", key); err != nil {
+		return nil, false, err
+	}
+	for try := 0; try < maxCeremonyRetries; try++ {
+		rec, _, err := n.readKeyRecord(ctx, key)
+		if err != nil {
+			return nil, false, err
+		}
+		if rec.GetPurpose() != vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION {
+			return nil, false, fmt.Errorf("%w: key %q is for %s; only pan-encryption keys are re-encrypted (ff1 tokens are migrated with Retokenize)",
+				ErrWrongPurpose, key, purposeName(rec.GetPurpose()))
+		}
+		op, started, err := n.reencryptStartOp(ctx, key, rec.GetLatestVersion(), n.now())
+		if err != nil {
+			return nil, false, err
+		}
+		if started {
+			res, err := n.store.Propose(ctx, op)
+			if err != nil {
+				return nil, false, err
+			}
+			if !res.Applied {
+				continue
+			}
+			n.log.Info("re-encryption started", "key", key, "target_version", rec.GetLatestVersion())
+			n.reenc.poke()
+		}
+		job, _, _, err := n.readReencryptJob(ctx, key, raftstore.Linearizable)
+		if err != nil {
+			return nil, false, err
+		}
+		return job, started, nil
+	}
+	return nil, false, fmt.Errorf("%w: re-encryption job of key %q", ErrConflict, key)
+}
+
+// ReencryptStatus returns key's job (linearizable). A key without one is
+// ErrKeyNotFound when the key does not exist, else a job reported as done
+// at the key's latest version with nothing to do.
+func (n *Node) ReencryptStatus(ctx context.Context, key string) (*vaultpb.ReencryptJob, error) {
+	if err := checkName("key", key); err != nil {
+		return nil, err
+	}
+	job, _, found, err := n.readReencryptJob(ctx, key, raftstore.Linearizable)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		return job, nil
+	}
+	rec, _, err := n.readKeyRecord(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &vaultpb.ReencryptJob{TargetVersion: rec.GetLatestVersion(), Done: true, TotalKnown: true}, nil
+}
+
+// reencryptor runs the jobs on the leader. Safe for concurrent use (poke).
+type reencryptor struct {
+	n    *Node
+	wake chan struct{}
+}
+
+func newReencryptor(n *Node) *reencryptor {
+	return &reencryptor{n: n, wake: make(chan struct{}, 1)}
+}
+
+// poke makes the loop look for work now.
+func (r *reencryptor) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run looks for running jobs every job interval (or when poked) and, while
+// this node is leader, works through them.
+func (r *reencryptor) run() {
+	defer r.n.wg.Done()
+	t := time.NewTicker(r.n.cfg.JobInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.n.ctx.Done():
+			return
+		case <-t.C:
+		case <-r.wake:
+		}
+		if !r.n.store.IsLeader() {
+			continue
+		}
+		if err := r.pass(); err != nil && !r.n.closed() && !errors.Is(err, raftstore.ErrNotLeader) {
+			r.n.log.Warn("re-encryption paused", "err", err)
+		}
+	}
+}
+
+// pass works through every running job until it is done, this node stops
+// being leader, or a job must wait for its grace period.
+func (r *reencryptor) pass() error {
+	ctx := r.n.ctx
+	kvs, _, err := r.n.store.Scan(ctx, bucketReencrypt, raftstore.ScanOptions{Limit: 1000, Mode: raftstore.Stale})
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		key := string(kv.Key)
+		for r.n.store.IsLeader() && !r.n.closed() {
+			job, raw, found, err := r.n.readReencryptJob(ctx, key, raftstore.Stale)
+			if err != nil {
+				return err
+			}
+			if !found || job.GetDone() {
+				break
+			}
+			if r.n.now().Before(time.Unix(0, job.GetStartUnixNanos()).Add(r.n.cfg.ReencryptGrace)) {
+				break // in-flight writes of the old version may still commit
+			}
+			start := time.Now()
+			visited, err := r.batch(ctx, key, job, raw)
+			if err != nil {
+				return fmt.Errorf("key %s: %w", key, err)
+			}
+			r.throttle(start, visited)
+		}
+	}
+	return nil
+}
+
+// throttle sleeps so that the job stays under ReencryptRate records/s.
+func (r *reencryptor) throttle(start time.Time, visited int) {
+	if visited == 0 || r.n.cfg.ReencryptRate <= 0 {
+		return
+	}
+	want := time.Duration(visited) * time.Second / time.Duration(r.n.cfg.ReencryptRate)
+	if d := want - time.Since(start); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.n.ctx.Done():
+		}
+	}
+}
+
+// batch does one step of key's job: counts the total first, then
+// re-encrypts up to ReencryptBatch records after the cursor and commits the
+// progress. It returns how many records it visited.
+func (r *reencryptor) batch(ctx context.Context, key string, job *vaultpb.ReencryptJob, raw []byte) (int, error) {
+	n := r.n
+	next := proto.Clone(job).(*vaultpb.ReencryptJob)
+	visited := 0
+	switch {
+	case !job.GetTotalKnown():
+		total, err := n.countTokens(ctx, job.GetSchemes())
+		if err != nil {
+			return 0, err
+		}
+		next.Total, next.TotalKnown = total, true
+	case len(job.GetSchemes()) == 0:
+		next.Done = true
+	default:
+		sc := job.GetSchemes()[0]
+		prefix := tokenKey(sc, "")
+		after := job.GetCursor()
+		if len(after) == 0 {
+			after = prefix
+		}
+		kvs, more, err := n.store.Scan(ctx, bucketTokens, raftstore.ScanOptions{
+			Prefix: prefix, After: after, Limit: n.cfg.ReencryptBatch, Mode: raftstore.Stale})
+		if err != nil {
+			return 0, err
+		}
+		re, skipped, err := r.rewrite(ctx, key, sc, job.GetTargetVersion(), kvs)
+		if err != nil {
+			return 0, err
+		}
+		visited = len(kvs)
+		next.Visited += uint64(visited)
+		next.Reencrypted += uint64(re)
+		next.Skipped += uint64(skipped)
+		n.metrics.reencrypted(key, re)
+		if more && len(kvs) > 0 {
+			next.Cursor = append([]byte(nil), kvs[len(kvs)-1].Key...)
+		} else {
+			next.Schemes, next.Cursor = next.Schemes[1:], nil
+			if len(next.Schemes) == 0 {
+				next.Done = true
+			}
+		}
+	}
+	now := n.now().UnixNano()
+	next.UpdateUnixNanos = now
+	if next.Done {
+		next.FinishUnixNanos = now
+	}
+	v, err := encodeRecord(next)
+	if err != nil {
+		return 0, err
+	}
+	res, err := n.store.Propose(ctx, raftstore.CompareAndSet(bucketReencrypt, []byte(key), raw, v))
+	if err != nil {
+		return visited, err
+	}
+	if res.Applied && next.Done {
+		n.log.Info("re-encryption done", "key", key, "target_version", next.GetTargetVersion(),
+			"visited", next.GetVisited(), "reencrypted", next.GetReencrypted(), "skipped", next.GetSkipped())
+	}
+	// Not applied: the job was replaced (a newer rotation); the loop
+	// re-reads it.
+	return visited, nil
+}
+
+// countTokens counts the token records of schemes (local state).
+func (n *Node) countTokens(ctx context.Context, schemes []string) (uint64, error) {
+	var total uint64
+	for _, sc := range schemes {
+		prefix := tokenKey(sc, "")
+		after := prefix
+		for {
+			kvs, more, err := n.store.Scan(ctx, bucketTokens, raftstore.ScanOptions{
+				Prefix: prefix, After: after, Limit: raftstore.MaxScanLimit, Mode: raftstore.Stale})
+			if err != nil {
+				return 0, err
+			}
+			total += uint64(len(kvs))
+			if !more || len(kvs) == 0 {
+				break
+			}
+			after = kvs[len(kvs)-1].Key
+		}
+	}
+	return total, nil
+}
+
+// rewrite re-encrypts the records of kvs (scheme sc) that are below target
+// and proposes them, one compare-and-set command each, in one batch. It
+// returns how many were rewritten and how many skipped (changed or deleted
+// meanwhile, or not decryptable any more).
+func (r *reencryptor) rewrite(ctx context.Context, key, sc string, target uint32, kvs []raftstore.KV) (int, int, error) {
+	n := r.n
+	kv, err := n.keyring.resolve(ctx, key, target, vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useEncrypt)
+	if err != nil {
+		return 0, 0, err
+	}
+	var cmds [][]raftstore.Op
+	skipped := 0
+	for _, item := range kvs {
+		rec, err := decodeToken(item.Value)
+		if err != nil {
+			n.log.Error("re-encryption: token record does not decode", "scheme", sc, "err", err)
+			skipped++
+			continue
+		}
+		if rec.GetKeyVersion() >= target {
+			continue
+		}
+		token := string(item.Key[len(sc)+1:])
+		sealed, err := r.reseal(ctx, key, sc, token, rec, kv.ref)
+		if err != nil {
+			if errors.Is(err, keys.ErrHSMUnavailable) || errors.Is(err, keys.ErrNoSession) || errors.Is(err, context.Canceled) {
+				return 0, 0, err
+			}
+			n.log.Error("re-encryption: record skipped", "scheme", sc, "token", maskToken(token), "version", rec.GetKeyVersion(), "err", err)
+			skipped++
+			continue
+		}
+		nrec := proto.Clone(rec).(*vaultpb.TokenRecord)
+		nrec.KeyVersion, nrec.Sealed = target, sealed
+		v, err := encodeRecord(nrec)
+		if err != nil {
+			return 0, 0, err
+		}
+		cmds = append(cmds, []raftstore.Op{raftstore.CompareAndSet(bucketTokens, item.Key, item.Value, v)})
+	}
+	if len(cmds) == 0 {
+		return 0, skipped, nil
+	}
+	results, errs := n.store.ProposeBatch(ctx, cmds)
+	done := 0
+	for i := range cmds {
+		if errs[i] != nil {
+			return 0, 0, errs[i] // the batch is redone from the same cursor
+		}
+		if results[i].Applied {
+			done++
+		} else {
+			skipped++
+		}
+	}
+	return done, skipped, nil
+}
+
+// reseal opens rec's sealed PAN with its version and seals it under to.
+func (r *reencryptor) reseal(ctx context.Context, key, sc, token string, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]byte, error) {
+	n := r.n
+	from, err := n.keyring.resolve(ctx, key, rec.GetKeyVersion(), vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useDecrypt)
+	if err != nil {
+		return nil, err
+	}
+	digits, err := n.hsm.Open(ctx, from.ref, rec.GetSealed(), panAAD(sc, token, rec.GetKeyVersion()))
+	if err != nil {
+		return nil, fmt.Errorf("open sealed pan: %w", err)
+	}
+	defer clear(digits)
+	return n.hsm.Seal(ctx, to, digits, panAAD(sc, token, to.Version))
+}
