@@ -279,7 +279,7 @@ func (n *Node) ApproveCeremony(ctx context.Context, id string, a ceremony.Approv
 	if !out.Ready(reg) {
 		return out, reg, false, nil
 	}
-	st, reg2, executed, err := n.executeCeremony(ctx, id)
+	st, reg2, _, err := n.executeCeremony(ctx, id)
 	if err != nil {
 		if n.closed() || errors.Is(err, context.Canceled) {
 			return out, reg, false, nil
@@ -287,7 +287,8 @@ func (n *Node) ApproveCeremony(ctx context.Context, id string, a ceremony.Approv
 		n.log.Warn("ceremony approved but not carried out yet; the leader retries", "ceremony", id, "err", err)
 		return out, reg, false, nil
 	}
-	return st, reg2, executed, nil
+	// Executed by this call or, concurrently, by the leader's sweep.
+	return st, reg2, st.Status == ceremony.StatusExecuted, nil
 }
 
 // RejectCeremony records rejection r of ceremony id.

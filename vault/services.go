@@ -272,7 +272,7 @@ func (s *adminService) ListSchemes(ctx context.Context, req *pb.ListSchemesReque
 }
 
 func (s *adminService) CreateKey(ctx context.Context, req *pb.CreateKeyRequest) (*pb.CreateKeyResponse, error) {
-	info, created, err := s.n.CreateKeyWithPurpose(ctx, req.GetName(), req.GetType(), req.GetPurpose())
+	info, created, err := s.n.CreateKeyWithOptions(ctx, req.GetName(), req.GetType(), req.GetPurpose(), req.GetCryptoperiod().AsDuration())
 	if err != nil {
 		return nil, err
 	}

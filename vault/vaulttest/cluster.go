@@ -50,6 +50,7 @@ type Cluster struct {
 	authz      *pki.Authorizer
 	components *keys.ComponentSet
 	logger     *slog.Logger
+	tune       func(*vault.Config)
 	raftLog    hclog.Logger
 
 	mu    sync.Mutex
@@ -104,6 +105,9 @@ type Options struct {
 	// Logger, when set, receives every node's vault log (instead of the
 	// VAULTTEST_LOG setting).
 	Logger *slog.Logger
+	// Tune, when set, adjusts every node's vault.Config before each start
+	// (job intervals, re-encryption rate and grace).
+	Tune func(*vault.Config)
 }
 
 // StartClusterWith is StartCluster with options.
@@ -119,6 +123,7 @@ func StartClusterWith(tb testing.TB, n int, opts Options) *Cluster {
 		tls:   make(map[string]*tls.Config),
 	}
 	c.logger, c.raftLog = testLoggers()
+	c.tune = opts.Tune
 	if opts.Logger != nil {
 		c.logger = opts.Logger
 	}
@@ -263,14 +268,18 @@ func (c *Cluster) start(ctx context.Context, tb testing.TB, nd *Node) {
 	}
 	nd.RaftAddr = nd.Store.Addr()
 	nd.storeCfg.BindAddr = nd.RaftAddr
-	nd.Vault, err = vault.New(ctx, vault.Config{
+	vcfg := vault.Config{
 		NodeID:     nd.ID,
 		HSM:        nd.HSM,
 		Store:      nd.Store,
 		Authorizer: c.authz,
 		Logger:     c.logger,
 		Now:        c.Clock.Now,
-	})
+	}
+	if c.tune != nil {
+		c.tune(&vcfg)
+	}
+	nd.Vault, err = vault.New(ctx, vcfg)
 	if err != nil {
 		_ = nd.Store.Shutdown()
 		tb.Fatalf("vaulttest: start vault on %s: %v", nd.ID, err)
