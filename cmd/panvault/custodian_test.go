@@ -211,13 +211,16 @@ func TestParsePeriodAndProgress(t *testing.T) {
 			t.Errorf("parsePeriod(%q) accepted", in)
 		}
 	}
-	if got := progressBar(50, 200); got != "[#######.......................]  25%" {
+	if got := progressBar(50, 200, false); got != "[#######.......................]  25%" {
 		t.Errorf("progressBar(50, 200) = %q", got)
 	}
-	if got := progressBar(7, 0); !strings.HasSuffix(got, "100%") {
+	if got := progressBar(7, 0, false); got != "[..............................]   0%" {
 		t.Errorf("progressBar with an unknown total = %q", got)
 	}
-	if got := progressBar(300, 200); got != "[##############################] 100%" {
-		t.Errorf("progressBar past the estimate = %q", got)
+	if got := progressBar(300, 200, false); !strings.HasSuffix(got, " 99%") {
+		t.Errorf("progressBar past the estimate, not finished = %q", got)
+	}
+	if got := progressBar(3, 200, true); got != "[##############################] 100%" {
+		t.Errorf("progressBar finished = %q", got)
 	}
 }

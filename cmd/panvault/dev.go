@@ -24,7 +24,9 @@ func newDevCmd(io *stdio, cf *clientFlags) *cobra.Command {
 client certificates; master-key components, and the master key loaded into
 every token; keys pan-encryption, pan-fingerprint, pan-fpe and payments-p256;
 schemes pan (vaulted, keeps 6+4, Luhn fail), pan-det (vaulted, deterministic)
-and pan-ff1 (FF1, keeps the leading 6, Luhn fail).
+and pan-ff1 (FF1, keeps the leading 6, Luhn fail); and three key custodians,
+alice, bob and carol, with key files in DIR/custodians/ and quorum 2, so that
+ceremonies ("panvault ceremony") can be tried at once.
 
 It prints the export line a client needs and writes it to DIR/client.env
 (and the admin identity's to DIR/admin.env), then runs until SIGINT or
@@ -32,7 +34,8 @@ SIGTERM and stops the nodes. Node logs: DIR/nodeN/node.log.
 
 Running it again on the same DIR restarts the same cluster: tokens, CA,
 master key, data and addresses are reused. Remove DIR to start afresh.
-Dev mode only: PINs and master-key components are kept in files under DIR.`,
+Dev mode only: PINs, master-key components and custodian keys are kept in
+files under DIR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), io, cf, cmd.Flags().Changed("nodes"), nodes, dir, logFormat)
@@ -78,7 +81,8 @@ func runDev(ctx context.Context, io *stdio, cf *clientFlags, nodesSet bool, node
 			return m
 		}
 		if err := writeJSON(io.out, map[string]any{"dir": c.Dir(), "client_env_file": c.ClientEnvPath(),
-			"admin_env_file": c.AdminEnvPath(), "client": envMap(c.ClientEnv()), "admin": envMap(c.AdminEnv())}); err != nil {
+			"admin_env_file": c.AdminEnvPath(), "client": envMap(c.ClientEnv()), "admin": envMap(c.AdminEnv()),
+			"custodians_dir": c.CustodiansDir(), "custodians": devcluster.DevCustodians, "quorum": devcluster.DevQuorum}); err != nil {
 			_ = c.Stop()
 			return err
 		}
@@ -86,6 +90,8 @@ func runDev(ctx context.Context, io *stdio, cf *clientFlags, nodesSet bool, node
 		fmt.Fprintf(io.out, "# client identity (also in %s):\n%s\n", c.ClientEnvPath(), c.ClientEnv().Exports())
 		fmt.Fprintf(io.out, "# admin identity: . %s\n", c.AdminEnvPath())
 		fmt.Fprintf(io.out, "# try: echo 4111111111111111 | panvault tokenize --scheme %s\n", devcluster.SchemePAN)
+		fmt.Fprintf(io.out, "# custodians %s (quorum %d): --custodian-key %s\n",
+			strings.Join(devcluster.DevCustodians, ", "), devcluster.DevQuorum, c.CustodianKeyPath("NAME"))
 	}
 	<-ctx.Done()
 	log.Info("interrupted; stopping nodes")

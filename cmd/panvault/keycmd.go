@@ -123,12 +123,17 @@ func printReencrypt(w io.Writer, st *pb.ReencryptStatus) {
 		st.GetDone(), st.GetTotal(), st.GetReencrypted(), st.GetSkipped())
 }
 
-// progressBar renders done of total as a 30-character bar with a percentage.
-func progressBar(done, total uint64) string {
+// progressBar renders done of total as a 30-character bar with a
+// percentage. total is an estimate: the bar stops at 99% until finished,
+// and shows 0% while nothing is known.
+func progressBar(done, total uint64, finished bool) string {
 	const width = 30
-	frac := 1.0
-	if total > 0 {
-		frac = min(1, float64(done)/float64(total))
+	frac := 0.0
+	switch {
+	case finished:
+		frac = 1
+	case total > 0:
+		frac = min(0.99, float64(done)/float64(total))
 	}
 	n := int(frac * width)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + fmt.Sprintf("] %3.0f%%", frac*100)
@@ -147,14 +152,19 @@ func watchReencrypt(c *cobra.Command, io *stdio, cf *clientFlags, key string, st
 	defer cl.Close()
 	ctx := c.Context()
 	tty := isTerminalWriter(io.err)
+	last := ""
 	draw := func(st *pb.ReencryptStatus) {
-		line := fmt.Sprintf("%s %s v%d %d/%d re-encrypted %d skipped %d", progressBar(st.GetDone(), st.GetTotal()),
+		finished := st.GetState() == pb.ReencryptState_REENCRYPT_STATE_DONE
+		line := fmt.Sprintf("%s %s v%d: %d of ~%d visited, %d re-encrypted, %d skipped", progressBar(st.GetDone(), st.GetTotal(), finished),
 			st.GetKey(), st.GetTargetVersion(), st.GetDone(), st.GetTotal(), st.GetReencrypted(), st.GetSkipped())
-		if tty {
+		switch {
+		case tty:
 			fmt.Fprintf(io.err, "\r\033[K%s", line)
-		} else {
+		case line != last:
+			// Not a terminal (a log file): one line per change.
 			fmt.Fprintln(io.err, line)
 		}
+		last = line
 	}
 	for {
 		draw(st)

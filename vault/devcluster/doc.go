@@ -19,6 +19,7 @@
 //	DIR/devcluster.lock   held while a Cluster runs (one orchestrator per DIR)
 //	DIR/ca/               dev CA: ca.crt, ca.key, node-*, admin-admin.*, client-payments.*
 //	DIR/mk/               master-key components (dev only: kept to set up added nodes)
+//	DIR/custodians/       key files of the dev custodians alice, bob and carol (dev only)
 //	DIR/client.env        export PANVAULT_ADDR=... (client identity)
 //	DIR/admin.env         the same with the admin identity
 //	DIR/nodeN/panvault.toml, pin, so-pin, softhsm/, data/, node.log
@@ -33,7 +34,9 @@
 //
 // After the nodes are up, Start creates (idempotently, through the admin API)
 // the keys and schemes listed in DefaultKeys and DefaultSchemes, so a client
-// can tokenize at once.
+// can tokenize at once, and registers the dev custodians (DevCustodians,
+// quorum DevQuorum) with Ed25519 key files in DIR/custodians/, so that
+// ceremonies can be tried at once. A restarted cluster keeps its registry.
 //
 // # Processes
 //

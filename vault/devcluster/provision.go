@@ -46,8 +46,8 @@ func DefaultSchemes() []*pb.Scheme {
 }
 
 // Provision creates DefaultKeys and DefaultSchemes through the admin API of a
-// running node. Creation is idempotent, so a restarted cluster provisions
-// again harmlessly.
+// running node, then the dev custodians (ProvisionCustodians). Creation is
+// idempotent, so a restarted cluster provisions again harmlessly.
 func (c *Cluster) Provision(ctx context.Context) error {
 	var idx = -1
 	for _, n := range c.Nodes() {
@@ -91,7 +91,7 @@ func (c *Cluster) Provision(ctx context.Context) error {
 		}
 		c.opts.Log.Info("scheme", "name", s.GetName(), "created", created)
 	}
-	return nil
+	return c.ProvisionCustodians(ctx)
 }
 
 // backoff is a capped exponential delay for retries.
