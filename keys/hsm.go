@@ -51,6 +51,9 @@ type loadedKey struct {
 	blob   []byte
 	handle pkcs11.ObjectHandle
 	err    error // non-nil while the key could not be restored
+	// retired are objects replaced by ReplaceBlob, kept for operations in
+	// flight and destroyed by Unload (or with their session).
+	retired []pkcs11.ObjectHandle
 }
 
 // Open opens the token cfg.TokenLabel of library cfg.Lib, logs in with

@@ -210,6 +210,9 @@ func (h *HSM) restoreKeysLocked(all bool) {
 		}
 		oh, err := h.unwrapLocked(h.anchor, lk.wk, false)
 		h.smu.Lock()
+		if all {
+			lk.retired = nil // died with the old anchor session; handles may be reused
+		}
 		if err != nil {
 			lk.handle, lk.err = 0, fmt.Errorf("%w: %s could not be restored: %w", ErrHSMUnavailable, lk.info.Ref, err)
 		} else {
@@ -277,6 +280,9 @@ func (h *HSM) Unload(ref KeyRef) error {
 		h.smu.Unlock()
 		if lk == nil {
 			return fmt.Errorf("%w: %s", ErrKeyNotFound, ref)
+		}
+		for _, old := range lk.retired {
+			_ = h.p.DestroyObject(sh, old) // may be gone with an earlier session
 		}
 		if lk.err == nil {
 			if err := h.p.DestroyObject(sh, lk.handle); err != nil && classify(err) != classStale {
