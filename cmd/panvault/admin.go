@@ -192,7 +192,7 @@ func printSchemes(w io.Writer, schemes []*pb.Scheme) error {
 
 func newKeyCmd(io *stdio, cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Create and list vault keys (admin)"}
-	var typ, purpose string
+	var typ, purpose, cryptoperiod string
 	create := &cobra.Command{
 		Use:   "create NAME --type TYPE --purpose PURPOSE",
 		Short: "Generate a key inside the HSM and replicate it wrapped under the master key",
@@ -211,6 +211,13 @@ with this name, type and purpose is returned unchanged.`,
 				return err
 			}
 			req := &pb.CreateKeyRequest{Name: args[0], Type: pb.KeyType(t), Purpose: pb.KeyPurpose(p)}
+			if cryptoperiod != "" {
+				d, err := parsePeriod(cryptoperiod)
+				if err != nil {
+					return &usageError{fmt.Errorf("--cryptoperiod: %w", err)}
+				}
+				req.Cryptoperiod = durationpb.New(d)
+			}
 			var resp *pb.CreateKeyResponse
 			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewAdminServiceClient(cc).CreateKey(ctx, req)
@@ -231,6 +238,7 @@ with this name, type and purpose is returned unchanged.`,
 	}
 	create.Flags().StringVar(&typ, "type", "", "key type")
 	create.Flags().StringVar(&purpose, "purpose", "", "key purpose")
+	create.Flags().StringVar(&cryptoperiod, "cryptoperiod", "", "how long each version may encrypt or sign before rotation is due, e.g. 365d (default: 365d, 730d for signing keys)")
 	_ = create.MarkFlagRequired("type")
 	_ = create.MarkFlagRequired("purpose")
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,10 @@ import (
 
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 )
+
+// errNotMigrated: the vault answered with tokens under a version that is
+// not newer than the one they came from.
+var errNotMigrated = errors.New("tokens not migrated")
 
 // retokenResult is one line of retokenize output.
 type retokenResult struct {
@@ -90,6 +95,12 @@ func runRetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme strin
 			}
 			if len(resp.GetResults()) != len(chunk) {
 				return fmt.Errorf("server returned %d results for %d items", len(resp.GetResults()), len(chunk))
+			}
+			if to := resp.GetToKeyVersion(); to <= from {
+				// Not a migration: the answering node's latest version is
+				// still the old one (a rotation not yet applied there).
+				return fmt.Errorf("%w: the vault's latest version of the scheme's key is %d, not newer than --from-version %d; nothing was migrated (if the key was just rotated, try again)",
+					errNotMigrated, to, from)
 			}
 			for j, r := range resp.GetResults() {
 				i := chunk[j]
