@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/panvault/panvault/keys"
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 	"github.com/panvault/panvault/vault/ceremony"
 	"github.com/panvault/panvault/vault/scheme"
@@ -216,4 +217,59 @@ func (s *ceremonyService) GetReencryptStatus(ctx context.Context, req *pb.GetRee
 		return nil, err
 	}
 	return &pb.GetReencryptStatusResponse{Status: reencryptToAPI(req.GetKey(), job)}, nil
+}
+
+func (s *ceremonyService) StageMasterKey(ctx context.Context, req *pb.StageMasterKeyRequest) (*pb.StageMasterKeyResponse, error) {
+	want, err := keys.ParseKCV(req.GetMasterKcv())
+	if err != nil {
+		return nil, fieldError("master_kcv", scheme.RuleFormat, "must be 6 hex digits")
+	}
+	if n := len(req.GetComponents()); n < keys.MinComponents || n > keys.MaxComponents {
+		return nil, fieldError("components", scheme.RuleAllowed, fmt.Sprintf("needs %d to %d components", keys.MinComponents, keys.MaxComponents))
+	}
+	comps := make([]*keys.Component, 0, len(req.GetComponents()))
+	defer func() {
+		for _, c := range comps {
+			c.Zero()
+		}
+		for _, c := range req.GetComponents() {
+			clear(c.Value)
+		}
+	}()
+	for i, c := range req.GetComponents() {
+		field := fmt.Sprintf("components[%d]", i)
+		kcv, err := keys.ParseKCV(c.GetKcv())
+		if err != nil {
+			return nil, fieldError(field+".kcv", scheme.RuleFormat, "must be 6 hex digits")
+		}
+		if len(c.GetValue()) != keys.ComponentSize {
+			return nil, fieldError(field+".value", scheme.RuleFormat, fmt.Sprintf("must be %d bytes", keys.ComponentSize))
+		}
+		comp, err := keys.NewComponent(append([]byte(nil), c.GetValue()...), kcv)
+		if err != nil {
+			return nil, fieldError(field+".value", scheme.RuleFormat, "is not a component")
+		}
+		comps = append(comps, comp)
+	}
+	created, err := s.n.StageMasterKey(ctx, comps, want)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.StageMasterKeyResponse{NodeId: s.n.ID(), MasterKcv: want.String(), Staged: created}, nil
+}
+
+func (s *ceremonyService) GetMasterKeyStatus(ctx context.Context, _ *pb.GetMasterKeyStatusRequest) (*pb.GetMasterKeyStatusResponse, error) {
+	cur, staged, err := s.n.MasterKeyStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.GetMasterKeyStatusResponse{CurrentKcv: cur.String()}
+	for _, node := range sortedKeys(staged) {
+		nm := &pb.NodeMasterKey{NodeId: node}
+		for _, k := range staged[node] {
+			nm.StagedKcvs = append(nm.StagedKcvs, k.String())
+		}
+		resp.Nodes = append(resp.Nodes, nm)
+	}
+	return resp, nil
 }

@@ -1,6 +1,8 @@
 package vault
 
 import (
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/panvault/panvault/raftstore"
@@ -52,7 +54,11 @@ func (n *Node) sweepCeremonies() {
 		switch {
 		case st.Ready(base.reg):
 			if _, _, _, err := n.executeCeremony(ctx, st.ID); err != nil && !n.closed() {
-				n.log.Warn("ceremony not carried out yet", "ceremony", st.ID, "err", err)
+				level := slog.LevelWarn
+				if errors.Is(err, ErrMasterKeyNotStaged) {
+					level = slog.LevelDebug // waiting for operators; not news every tick
+				}
+				n.log.Log(ctx, level, "ceremony not carried out yet", "ceremony", st.ID, "err", err)
 			}
 		case !now.Before(st.Proposal.Expires):
 			if err := n.expireCeremony(ctx, st.ID); err != nil && !n.closed() {

@@ -119,6 +119,9 @@ type generated struct {
 // version that no record names (an earlier attempt that did not commit) is
 // dropped first.
 func (n *Node) generateVersion(ctx context.Context, name string, v uint32, kt keys.KeyType) (*generated, error) {
+	if err := n.requireCurrentMasterKey(ctx); err != nil {
+		return nil, err
+	}
 	ref := keys.KeyRef{ID: name, Version: v}
 	if _, err := n.hsm.KeyInfo(ref); err == nil {
 		n.keyring.unload(ref)

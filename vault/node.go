@@ -152,7 +152,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if _, ok := n.hsm.MasterKeyKCV(); !ok {
 		n.log.Error("hsm has no master key: no working key can be loaded until one is", "token", n.hsm.Token().Label)
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.followMasterKey()
 	go n.reenc.run()
 	go n.runCryptoperiods()
 	go n.runCeremonySweep()
