@@ -41,6 +41,15 @@ type serverConfig struct {
 	Authz authzConfig `toml:"authz"`
 	Raft  raftConfig  `toml:"raft"`
 	Log   logConfig   `toml:"log"`
+	Debug debugConfig `toml:"debug"`
+}
+
+// debugConfig holds diagnostics that are off by default.
+type debugConfig struct {
+	// PprofAddr, if set, serves net/http/pprof on this loopback address
+	// (profiling benchmarks). Profiles hold no key or PAN, but they are
+	// not for the network: only loopback addresses are accepted.
+	PprofAddr string `toml:"pprof_addr"`
 }
 
 type hsmConfig struct {
@@ -78,6 +87,10 @@ type raftConfig struct {
 	HeartbeatTimeout duration `toml:"heartbeat_timeout"`
 	ElectionTimeout  duration `toml:"election_timeout"`
 	ApplyTimeout     duration `toml:"apply_timeout"`
+	// MaxBatchCommands bounds the commands of one Raft entry (group commit);
+	// MaxInflightBatches the entries in flight at once.
+	MaxBatchCommands   int `toml:"max_batch_commands"`
+	MaxInflightBatches int `toml:"max_inflight_batches"`
 }
 
 type logConfig struct {
@@ -240,6 +253,18 @@ func (c *serverConfig) validate() error {
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return &configError{Key: "log.level", Reason: `want "debug", "info", "warn" or "error"`}
+	}
+	if v := c.Raft.MaxBatchCommands; v < 0 || v > 4096 {
+		return &configError{Key: "raft.max_batch_commands", Reason: "must be between 0 (default) and 4096"}
+	}
+	if v := c.Raft.MaxInflightBatches; v < 0 || v > 64 {
+		return &configError{Key: "raft.max_inflight_batches", Reason: "must be between 0 (default) and 64"}
+	}
+	if a := c.Debug.PprofAddr; a != "" {
+		host, _, err := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return &configError{Key: "debug.pprof_addr", Reason: "want a loopback host:port such as 127.0.0.1:6060"}
+		}
 	}
 	if v := c.Raft.SnapshotInterval.Duration; v != 0 && v < 100*time.Millisecond {
 		return &configError{Key: "raft.snapshot_interval", Reason: "must be at least 100ms"}

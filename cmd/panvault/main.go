@@ -106,6 +106,7 @@ matching flags):
 	root.AddCommand(
 		newServerCmd(io),
 		newDevCmd(io, cf),
+		newBenchCmd(io, cf),
 		newTokenizeCmd(io, cf),
 		newDetokenizeCmd(io, cf),
 		newDeleteTokenCmd(io, cf),

@@ -71,6 +71,14 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	}
 	defer lis.Close()
 
+	if cfg.Debug.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.Debug.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	hsm, err := openHSM(ctx, cfg)
 	if err != nil {
 		return err
@@ -97,19 +105,21 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	}
 
 	store, err := raftstore.Open(raftstore.Config{
-		NodeID:            cfg.NodeID,
-		BindAddr:          cfg.RaftAddr,
-		AdvertiseAddr:     cfg.RaftAdvertiseAddr,
-		DataDir:           cfg.DataDir,
-		ServerTLS:         serverTLS,
-		ClientTLS:         clientTLS,
-		Logger:            newRaftLogger(logOut, cfg.Log.Format, cfg.Log.Level),
-		SnapshotThreshold: cfg.Raft.SnapshotThreshold,
-		SnapshotInterval:  cfg.Raft.SnapshotInterval.Duration,
-		TrailingLogs:      cfg.Raft.TrailingLogs,
-		HeartbeatTimeout:  cfg.Raft.HeartbeatTimeout.Duration,
-		ElectionTimeout:   cfg.Raft.ElectionTimeout.Duration,
-		ApplyTimeout:      cfg.Raft.ApplyTimeout.Duration,
+		NodeID:             cfg.NodeID,
+		BindAddr:           cfg.RaftAddr,
+		AdvertiseAddr:      cfg.RaftAdvertiseAddr,
+		DataDir:            cfg.DataDir,
+		ServerTLS:          serverTLS,
+		ClientTLS:          clientTLS,
+		Logger:             newRaftLogger(logOut, cfg.Log.Format, cfg.Log.Level),
+		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
+		SnapshotInterval:   cfg.Raft.SnapshotInterval.Duration,
+		TrailingLogs:       cfg.Raft.TrailingLogs,
+		HeartbeatTimeout:   cfg.Raft.HeartbeatTimeout.Duration,
+		ElectionTimeout:    cfg.Raft.ElectionTimeout.Duration,
+		ApplyTimeout:       cfg.Raft.ApplyTimeout.Duration,
+		MaxBatchCommands:   cfg.Raft.MaxBatchCommands,
+		MaxInflightBatches: cfg.Raft.MaxInflightBatches,
 	})
 	if err != nil {
 		return fmt.Errorf("raft store: %w", err)

@@ -42,10 +42,12 @@ type Cluster struct {
 	adminFiles, clientFiles pki.CertFiles
 	adminTLS, clientTLS     *tls.Config
 
-	mu     sync.Mutex
-	st     *state
-	procs  map[string]*proc // by node id; entries stay after exit
-	closed bool
+	mu    sync.Mutex
+	st    *state
+	procs map[string]*proc // by node id; entries stay after exit
+	// pprofAddrs are the nodes' pprof listeners (Options.Pprof), by node id.
+	pprofAddrs map[string]string
+	closed     bool
 }
 
 // NodeInfo describes one node of the cluster: a snapshot, a plain value.
@@ -66,6 +68,12 @@ type NodeInfo struct {
 	ConfigPath string
 	Running    bool
 	Removed    bool
+	// PID is the node's process id while it runs (0 otherwise), for
+	// resource figures such as its RSS.
+	PID int
+	// PprofAddr is the node's pprof listener (host:port) when Options.Pprof
+	// is set.
+	PprofAddr string
 }
 
 // Start prepares the cluster directory (or reuses what is there) and starts
@@ -267,6 +275,20 @@ func (c *Cluster) writeConfigs() error {
 		nc.Raft.SnapshotThreshold = c.opts.SnapshotThreshold
 		nc.Raft.SnapshotInterval = durationString(c.opts.SnapshotInterval)
 		nc.Raft.TrailingLogs = c.opts.TrailingLogs
+		nc.Raft.MaxBatchCommands = c.opts.MaxBatchCommands
+		nc.Raft.MaxInflightBatches = c.opts.MaxInflightBatches
+		nc.HSM.PoolSize = c.opts.HSMPoolSize
+		if c.opts.Pprof {
+			if c.pprofAddrs == nil {
+				c.pprofAddrs = map[string]string{}
+			}
+			addr, err := freePort()
+			if err != nil {
+				return err
+			}
+			c.pprofAddrs[n.ID] = addr
+			nc.Debug.PprofAddr = addr
+		}
 		nc.Log.Format = c.opts.NodeLogFormat
 		nc.Log.Level = c.opts.NodeLogLevel
 		b, err := nc.encode()
@@ -428,7 +450,11 @@ func (c *Cluster) Nodes() []NodeInfo {
 		p := pathsFor(c.opts.Dir, n.ID)
 		pr := c.procs[n.ID]
 		out[i] = NodeInfo{Index: i, ID: n.ID, APIAddr: n.APIAddr, RaftAddr: n.RaftAddr, Dir: p.Dir, DataDir: p.Data,
-			LogPath: p.Log, ConfigPath: p.Config, Running: pr != nil && !pr.exited(), Removed: n.Removed}
+			LogPath: p.Log, ConfigPath: p.Config, Running: pr != nil && !pr.exited(), Removed: n.Removed,
+			PprofAddr: c.pprofAddrs[n.ID]}
+		if out[i].Running {
+			out[i].PID = pr.cmd.Process.Pid
+		}
 	}
 	return out
 }

@@ -25,6 +25,7 @@ type nodeConfig struct {
 		Lib        string `toml:"lib"`
 		TokenLabel string `toml:"token_label"`
 		PINFile    string `toml:"pin_file"`
+		PoolSize   int    `toml:"pool_size,omitzero"`
 	} `toml:"hsm"`
 	TLS struct {
 		CertFile string `toml:"cert_file"`
@@ -40,7 +41,13 @@ type nodeConfig struct {
 		SnapshotThreshold uint64 `toml:"snapshot_threshold,omitzero"`
 		SnapshotInterval  string `toml:"snapshot_interval,omitempty"`
 		TrailingLogs      uint64 `toml:"trailing_logs,omitzero"`
+		// Group commit (see raftstore.Config).
+		MaxBatchCommands   int `toml:"max_batch_commands,omitzero"`
+		MaxInflightBatches int `toml:"max_inflight_batches,omitzero"`
 	} `toml:"raft"`
+	Debug struct {
+		PprofAddr string `toml:"pprof_addr,omitempty"`
+	} `toml:"debug,omitempty"`
 	Log struct {
 		Format string `toml:"format"`
 		Level  string `toml:"level"`

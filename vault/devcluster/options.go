@@ -27,6 +27,16 @@ type Options struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// Group commit and HSM session pool written to every node's config
+	// (zero: server defaults), for benchmarks that compare settings.
+	MaxBatchCommands   int
+	MaxInflightBatches int
+	HSMPoolSize        int
+
+	// Pprof gives every node a net/http/pprof listener on a free loopback
+	// port (NodeInfo.PprofAddr), for profiling benchmarks. Off by default:
+	// profiles reveal no secrets, but a debug listener is one more port.
+	Pprof bool
 
 	// NodeLogFormat is the nodes' log format, "json" (default) or "text";
 	// NodeLogLevel their level (default "info").

@@ -58,6 +58,10 @@ func WriteMarkdown(w io.Writer, res Results) error {
 		if res.MicroCommand != "" {
 			p("`%s` (median of the runs of each benchmark)\n\n", res.MicroCommand)
 		}
+		for _, n := range MicroNotes(res.Micro) {
+			p("%s\n\n", n)
+		}
+		p("All micro-benchmarks:\n\n")
 		p("| Package | Benchmark | Runs | Metrics |\n| --- | --- | --- | --- |\n")
 		for _, m := range res.Micro {
 			var ms []string

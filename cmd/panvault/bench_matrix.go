@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/panvault/panvault/vault/loadgen"
+	"github.com/panvault/panvault/vault/loadgen/rawlimits"
+)
+
+// runBenchMatrix runs the benchmark of issue #6: raw limits first (nothing
+// else running), then every workload of loadgen.DefaultMatrix on local
+// 3-node clusters, and writes the markdown report.
+func runBenchMatrix(ctx context.Context, io *stdio, f *benchFlags) error {
+	started := time.Now()
+	res := loadgen.Results{
+		Date:    started,
+		Command: "make bench",
+		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
+	}
+	if f.micro != "" {
+		fh, err := os.Open(f.micro)
+		if err != nil {
+			return &usageError{fmt.Errorf("--micro: %w", err)}
+		}
+		res.Micro, err = loadgen.ParseGoBench(fh)
+		fh.Close()
+		if err != nil {
+			return fmt.Errorf("--micro %s: %w", f.micro, err)
+		}
+		res.MicroCommand = f.microCmd
+	}
+	matrix, err := selectWorkloads(loadgen.DefaultMatrix(loadgen.MatrixTiming{Duration: f.duration, Warmup: f.warmup}), f.only, f.skip)
+	if err != nil {
+		return &usageError{err}
+	}
+
+	work := f.dir
+	if work == "" {
+		tmp, err := os.MkdirTemp("", "panvault-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		work = tmp
+	}
+
+	fmt.Fprintf(io.err, "raw limits...\n")
+	res.Raw, err = rawlimits.Measure(ctx, rawlimits.Options{Dir: work, Duration: f.rawDur, Log: io.err})
+	if err != nil {
+		return fmt.Errorf("raw limits: %w", err)
+	}
+	var names []string
+	for _, r := range res.Raw {
+		names = append(names, r.Name)
+	}
+	if err := loadgen.Validate(matrix, names); err != nil {
+		return err
+	}
+
+	pool := &clusterPool{io: io, dir: work, pprof: f.profileDir != ""}
+	defer pool.close()
+	res.Workloads = loadgen.RunMatrix(ctx, matrix, loadgen.MatrixOptions{
+		Connect: pool.connect,
+		Extra: func(context.Context, loadgen.Workload) (map[loadgen.Metric]float64, error) {
+			rss, err := pool.current.maxRSS()
+			if err != nil {
+				return nil, err
+			}
+			return map[loadgen.Metric]float64{loadgen.MetricMaxRSS: float64(rss)}, nil
+		},
+		PrefillBatch:       f.prefillB,
+		PrefillConcurrency: f.prefillC,
+		Progress:           io.err,
+	})
+	if err := pool.close(); err != nil {
+		fmt.Fprintf(io.err, "panvault: stopping the local cluster: %v\n", err)
+	}
+	res.Notes = append(res.Notes, matrixNotes(res, time.Since(started))...)
+
+	out, err := os.Create(f.out)
+	if err != nil {
+		return err
+	}
+	if err := loadgen.WriteMarkdown(out, res); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(io.err, "wrote %s in %.0fs\n", f.out, time.Since(started).Seconds())
+	for _, w := range res.Workloads {
+		if w.Err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("workload %s: %w", w.Workload.ID, w.Err)}
+		}
+	}
+	return nil
+}
+
+// selectWorkloads applies --only and --skip.
+func selectWorkloads(all []loadgen.Workload, only, skip string) ([]loadgen.Workload, error) {
+	split := func(s string) []string {
+		var out []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	ids := map[string]bool{}
+	for _, w := range all {
+		ids[w.ID] = true
+	}
+	onlyIDs, skipIDs := split(only), split(skip)
+	for _, id := range append(slices.Clone(onlyIDs), skipIDs...) {
+		if !ids[id] {
+			return nil, fmt.Errorf("unknown workload %q", id)
+		}
+	}
+	var out []loadgen.Workload
+	for _, w := range all {
+		if (len(onlyIDs) == 0 || slices.Contains(onlyIDs, w.ID)) && !slices.Contains(skipIDs, w.ID) {
+			out = append(out, w)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no workload selected")
+	}
+	return out, nil
+}
+
+// clusterPool gives the matrix its clusters: workloads without a prefill
+// share one local cluster; a prefilled workload gets a fresh one of its own
+// (so that its token count is what it says), after the shared one is
+// stopped (the machine runs one cluster at a time). Not safe for concurrent
+// use (RunMatrix runs workloads one after the other).
+type clusterPool struct {
+	io      *stdio
+	dir     string
+	pprof   bool
+	n       int
+	current *benchTarget
+	shared  bool
+}
+
+func (p *clusterPool) connect(ctx context.Context, w loadgen.Workload) ([]grpc.ClientConnInterface, func() error, error) {
+	fresh := w.Prefill > 0
+	if p.current != nil && (fresh || !p.shared || len(p.current.conns) != w.Nodes) {
+		if err := p.close(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if p.current == nil {
+		p.n++
+		t, err := openTarget(ctx, p.io, nil, w.Nodes, filepath.Join(p.dir, fmt.Sprintf("cluster%d", p.n)), p.pprof)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.current, p.shared = t, !fresh
+	}
+	release := func() error { return nil }
+	if fresh {
+		release = p.close
+	}
+	return p.current.conns, release, nil
+}
+
+func (p *clusterPool) close() error {
+	if p.current == nil {
+		return nil
+	}
+	err := p.current.close()
+	p.current = nil
+	return err
+}
+
+// matrixNotes are the paragraphs under the report's heading.
+func matrixNotes(res loadgen.Results, took time.Duration) []string {
+	notes := []string{
+		fmt.Sprintf("Whole run: %s. Every cluster is three `panvault server` processes on this one machine "+
+			"(SoftHSM token each, mutual TLS 1.3 between clients and nodes and between nodes, raft-boltdb and bbolt "+
+			"with fsync), plus the load generator: all of them share the same CPUs. "+
+			"The machine may be shared with other work, so absolute figures are noisy; the ratios to raw limits "+
+			"measured in the same run are the comparable part.", took.Round(time.Second)),
+	}
+	return notes
+}
