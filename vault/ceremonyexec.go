@@ -99,6 +99,8 @@ func (x *execution) discard(n *Node) {
 // it changes). A concurrent step makes it start again; another node
 // executing it first makes it return that node's result.
 func (n *Node) executeCeremony(ctx context.Context, id string) (ceremony.State, *ceremony.Registry, bool, error) {
+	n.execMu.Lock()
+	defer n.execMu.Unlock()
 	for try := 0; try < maxCeremonyRetries; try++ {
 		base, err := n.readCeremonyBase(ctx, raftstore.Linearizable)
 		if err != nil {

@@ -93,6 +93,10 @@ type Node struct {
 	keyring *keyring
 	reenc   *reencryptor
 	metrics *keyMetrics
+	// execMu serialises ceremony executions on this node: two of them
+	// generating the same key version in this HSM would replace each
+	// other's object.
+	execMu sync.Mutex
 	schemes *schemeCache
 	ff1     *ff1Registry
 
