@@ -13,7 +13,7 @@ func testKeyRecord() *vaultpb.KeyRecord {
 	return &vaultpb.KeyRecord{
 		Name: "k", Purpose: vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, LatestVersion: 1, MinDecryptionVersion: 1,
 		CreateUnixNanos: 10,
-		Versions: []*vaultpb.KeyVersionRecord{{Version: 1, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: []byte("b1"), CreateUnixNanos: 10}},
+		Versions:        []*vaultpb.KeyVersionRecord{{Version: 1, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: []byte("b1"), CreateUnixNanos: 10}},
 	}
 }
 

@@ -96,7 +96,7 @@ type Node struct {
 	// execMu serialises ceremony executions on this node: two of them
 	// generating the same key version in this HSM would replace each
 	// other's object.
-	execMu sync.Mutex
+	execMu  sync.Mutex
 	schemes *schemeCache
 	ff1     *ff1Registry
 
