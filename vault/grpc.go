@@ -41,7 +41,7 @@ const (
 )
 
 // NewGRPCServer returns a gRPC server for n: TLS from tlsConf (which must
-// require and verify client certificates, see pki.ServerConfig), the four
+// require and verify client certificates, see pki.ServerConfig), the five
 // panvault services, grpc.health.v1 (SERVING while the node knows a Raft
 // leader, NOT_SERVING otherwise) and server reflection, with the limits
 // above, keepalive enforcement, and the interceptors: panic recovery

@@ -9,6 +9,11 @@
 // gRPC clients of any node as the client or admin identity; StopNode and
 // RestartNode take a node down and bring it back on the same addresses.
 // Clock lets tests move every node's clock forward (token TTLs).
+// InitCustodians registers three custodians (Ed25519 key files in temporary
+// directories, quorum 2) as `panvault dev` does; a Custodian approves or
+// rejects ceremonies the way the CLI does (fetch the canonical proposal,
+// compute its transcript hash locally, sign). Options.Tune adjusts each
+// node's vault.Config (job intervals, re-encryption rate).
 //
 // Without SoftHSM the test is skipped, except under CI=true where it fails
 // (see softhsm/softhsmtest).
