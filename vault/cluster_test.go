@@ -1,6 +1,9 @@
 package vault_test
 
 import (
+	"crypto/tls"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -95,6 +98,39 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		_ = stream.CloseSend()
+	})
+
+	// The Raft port accepts only node identities: a client or admin
+	// certificate of the same CA completes TLS but is cut off before it can
+	// speak Raft or forward a write. The mux's ping protocol ('P' echoed)
+	// shows the difference.
+	t.Run("RaftPortRefusesNonNodes", func(t *testing.T) {
+		_, nodeClient := c.CA.Node(c.Nodes[1].ID)
+		for _, tc := range []struct {
+			name   string
+			conf   *tls.Config
+			accept bool
+		}{
+			{"node", nodeClient, true},
+			{"client", c.CA.Client(vaulttest.ClientName), false},
+			{"admin", c.CA.Admin(vaulttest.AdminName), false},
+		} {
+			conf := tc.conf.Clone()
+			conf.ServerName = "127.0.0.1"
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", c.Nodes[0].RaftAddr, conf)
+			if err != nil {
+				t.Fatalf("%s: dial: %v", tc.name, err)
+			}
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			_, werr := conn.Write([]byte{'P'})
+			var b [1]byte
+			_, rerr := io.ReadFull(conn, b[:])
+			_ = conn.Close()
+			echoed := werr == nil && rerr == nil && b[0] == 'P'
+			if echoed != tc.accept {
+				t.Fatalf("%s certificate on the raft port: echoed=%v (write %v, read %v), want %v", tc.name, echoed, werr, rerr, tc.accept)
+			}
+		}
 	})
 
 	t.Run("Membership", func(t *testing.T) {

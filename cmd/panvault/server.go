@@ -105,12 +105,15 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	}
 
 	store, err := raftstore.Open(raftstore.Config{
-		NodeID:             cfg.NodeID,
-		BindAddr:           cfg.RaftAddr,
-		AdvertiseAddr:      cfg.RaftAdvertiseAddr,
-		DataDir:            cfg.DataDir,
-		ServerTLS:          serverTLS,
-		ClientTLS:          clientTLS,
+		NodeID:        cfg.NodeID,
+		BindAddr:      cfg.RaftAddr,
+		AdvertiseAddr: cfg.RaftAdvertiseAddr,
+		DataDir:       cfg.DataDir,
+		ServerTLS:     serverTLS,
+		ClientTLS:     clientTLS,
+		// The cluster CA also issues client and admin certificates: only
+		// identities holding the node role may speak Raft or forward writes.
+		VerifyPeer:         authz.VerifyNodeCert,
 		Logger:             newRaftLogger(logOut, cfg.Log.Format, cfg.Log.Level),
 		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
 		SnapshotInterval:   cfg.Raft.SnapshotInterval.Duration,

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,7 +68,20 @@ type AuthzConfig struct {
 // atomic.Pointer).
 type Authorizer struct {
 	roles map[string]Role
+	// prefixes holds list entries ending in "/*": every identity that starts
+	// with the part before "*" holds the entry's role. Operators use them for
+	// node identities, so that adding a node does not mean editing the
+	// configuration of every other node.
+	prefixes []prefixRole
 }
+
+type prefixRole struct {
+	prefix string
+	role   Role
+}
+
+// wildcardSuffix marks a prefix entry: "spiffe://example.org/node/*".
+const wildcardSuffix = "/*"
 
 // NewAuthorizer checks cfg and builds an Authorizer from it. An identity must
 // be non-empty, valid UTF-8 without surrounding spaces or control characters,
@@ -88,6 +102,14 @@ func NewAuthorizer(cfg AuthzConfig) (*Authorizer, error) {
 		for i, id := range l.ids {
 			if err := checkIdentity(id); err != nil {
 				return nil, fmt.Errorf("pki: %s[%d]: %w: %w", l.key, i, ErrInvalidConfig, err)
+			}
+			if strings.Contains(id, "*") {
+				prefix, ok := strings.CutSuffix(id, "*")
+				if !ok || !strings.HasSuffix(id, wildcardSuffix) || strings.Contains(prefix, "*") || !strings.Contains(prefix, ":") {
+					return nil, fmt.Errorf("pki: %s[%d]: %w: a wildcard must be one trailing \"/*\" after a scheme and path, as in \"spiffe://example.org/node/*\"", l.key, i, ErrInvalidConfig)
+				}
+				a.prefixes = append(a.prefixes, prefixRole{prefix: prefix, role: l.role})
+				continue
 			}
 			if a.roles[id]&l.role != 0 {
 				return nil, fmt.Errorf("pki: %s[%d]: %w: duplicate identity %q", l.key, i, ErrInvalidConfig, id)
@@ -116,7 +138,13 @@ func checkIdentity(id string) error {
 
 // Roles returns the roles identity holds; the empty Role for an unknown one.
 func (a *Authorizer) Roles(identity string) Role {
-	return a.roles[identity]
+	held := a.roles[identity]
+	for _, p := range a.prefixes {
+		if len(identity) > len(p.prefix) && strings.HasPrefix(identity, p.prefix) {
+			held |= p.role
+		}
+	}
+	return held
 }
 
 // Authorize checks that identity holds at least one of the roles in allowed
@@ -124,8 +152,8 @@ func (a *Authorizer) Roles(identity string) Role {
 // a known one without an allowed role ErrPermissionDenied; both satisfy
 // errors.Is(err, ErrPermissionDenied).
 func (a *Authorizer) Authorize(identity string, allowed Role) (Role, error) {
-	held, ok := a.roles[identity]
-	if !ok {
+	held := a.Roles(identity)
+	if held == 0 {
 		return 0, fmt.Errorf("pki: identity %q: %w", identity, ErrUnknownIdentity)
 	}
 	if held&allowed == 0 {
@@ -146,4 +174,20 @@ func (a *Authorizer) AuthorizePeer(ctx context.Context, allowed Role) (string, R
 	}
 	held, err := a.Authorize(id, allowed)
 	return id, held, err
+}
+
+// VerifyNodeCert accepts only certificates whose identity holds RoleNode. It
+// is meant for raftstore.Config.VerifyPeer: the Raft port accepts any
+// certificate of the cluster CA at the TLS level, and the same CA also issues
+// client and admin certificates, which must not be able to speak Raft or
+// propose writes.
+func (a *Authorizer) VerifyNodeCert(leaf *x509.Certificate) error {
+	id, err := IdentityFromCert(leaf)
+	if err != nil {
+		return err
+	}
+	if a.Roles(id)&RoleNode == 0 {
+		return fmt.Errorf("pki: identity %q is not a cluster node: %w", id, ErrPermissionDenied)
+	}
+	return nil
 }

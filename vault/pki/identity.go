@@ -19,6 +19,10 @@ const DevTrustDomain = "panvault.dev"
 // spiffe://panvault.dev/node/<id>.
 func NodeIdentity(id string) string { return devIdentity("node", id) }
 
+// DevNodePattern is the Authorizer entry that gives RoleNode to every node
+// certificate the dev CA issues (spiffe://panvault.dev/node/<id>).
+const DevNodePattern = "spiffe://" + DevTrustDomain + "/node/*"
+
 // AdminIdentity returns the identity the dev CA gives administrator name:
 // spiffe://panvault.dev/admin/<name>.
 func AdminIdentity(name string) string { return devIdentity("admin", name) }

@@ -231,6 +231,7 @@ func (c *Cluster) newNode(tb testing.TB, i int, foreignMK bool) *Node {
 		DataDir:            tb.TempDir(),
 		ServerTLS:          server,
 		ClientTLS:          client,
+		VerifyPeer:         c.authz.VerifyNodeCert,
 		Logger:             c.raftLog,
 		Fatal:              func(err error) { nd.fatals <- err },
 		HeartbeatTimeout:   300 * time.Millisecond,
