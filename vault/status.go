@@ -141,7 +141,7 @@ var statusTable = []statusRule{
 // Unknown errors are INTERNAL with a fixed message: their text was never
 // reviewed for clients.
 func classify(err error) (codes.Code, string, string) {
-	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+	if s, ok := directStatus(err); ok {
 		return s.Code(), "", s.Message()
 	}
 	for _, r := range statusTable {
@@ -153,7 +153,25 @@ func classify(err error) (codes.Code, string, string) {
 			return r.code, r.reason, msg
 		}
 	}
+	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		// A status wrapped inside another error (a peer's answer carried by
+		// raftstore, say): keep its code, not its text, which may name
+		// internal addresses or another node's errors.
+		return s.Code(), "", strings.ToLower(s.Code().String())
+	}
 	return codes.Internal, "INTERNAL", "internal error"
+}
+
+// directStatus returns err's gRPC status only when err itself is a status
+// error (not one wrapped inside another error), so that wrapped errors go
+// through the table and keep their reason and reviewed message.
+func directStatus(err error) (*status.Status, bool) {
+	se, ok := err.(interface{ GRPCStatus() *status.Status })
+	if !ok {
+		return nil, false
+	}
+	s := se.GRPCStatus()
+	return s, s != nil && s.Code() != codes.Unknown
 }
 
 // violations returns err's field violations, with each field renamed by
@@ -177,7 +195,7 @@ func statusOf(err error) error {
 	if err == nil {
 		return nil
 	}
-	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+	if _, ok := directStatus(err); ok {
 		return err
 	}
 	code, reason, msg := classify(err)

@@ -81,6 +81,23 @@ func TestStatusTable(t *testing.T) {
 	if statusOf(nil) != nil {
 		t.Fatal("nil error became a status")
 	}
+	// A peer's status wrapped by raftstore goes through the table: the
+	// unknown outcome keeps its reason and advice, and the wrapped text (which
+	// names internal addresses) does not reach the client.
+	peerErr := status.Error(codes.Unavailable, "connection error: desc = dial tcp 10.1.2.3:7101: connection refused")
+	st, _ = status.FromError(statusOf(fmt.Errorf("%w: forward to leader: %w", raftstore.ErrUnknownOutcome, peerErr)))
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "retry with the same request_id") || strings.Contains(st.Message(), "10.1.2.3") {
+		t.Fatalf("wrapped unknown outcome: %v %q", st.Code(), st.Message())
+	}
+	st, _ = status.FromError(statusOf(fmt.Errorf("read index: %w", status.Error(codes.NotFound, "internal detail 10.1.2.3"))))
+	if st.Code() != codes.NotFound || strings.Contains(st.Message(), "10.1.2.3") {
+		t.Fatalf("wrapped status without a table entry: %v %q", st.Code(), st.Message())
+	}
+	// A status returned as such (a handler's own) passes through unchanged.
+	st, _ = status.FromError(statusOf(status.Error(codes.ResourceExhausted, "oversized batch")))
+	if st.Code() != codes.ResourceExhausted || st.Message() != "oversized batch" {
+		t.Fatalf("direct status: %v %q", st.Code(), st.Message())
+	}
 }
 
 func TestItemError(t *testing.T) {
