@@ -127,7 +127,7 @@ func TestReadPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pin, err := readPIN(p); err != nil || pin != "s3cret-pin" {
-		t.Fatalf("readPIN = %q, %v", pin, err)
+		t.Fatalf("readPIN: matches=%v (len %d), err %v", pin == "s3cret-pin", len(pin), err)
 	}
 	if err := os.Chmod(p, 0o640); err != nil {
 		t.Fatal(err)
