@@ -249,6 +249,36 @@ func TestCeremonyCLI(t *testing.T) {
 		t.Fatalf("audit: %d %q %q", code, out, stderr)
 	}
 
+	// Master-key rotation: components from an HSM's RNG, staged on every
+	// node, the ceremony names their KCVs; every key is rewrapped.
+	mkOut := filepath.Join(t.TempDir(), "mk")
+	code, out, stderr = runCLI(t, "", "mk", "components", "--config", hsmConfigFile(t, "mk-rotate"), "--count", "2", "--out", mkOut, "-o", "json")
+	var comps struct {
+		Components []componentJSON `json:"components"`
+		MasterKCV  string          `json:"master_kcv"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &comps) != nil || len(comps.Components) != 2 {
+		t.Fatalf("mk components: %d %q %q", code, out, stderr)
+	}
+	code, out, stderr = cli(t, bin, admin, "", "mk", "stage", "--component", comps.Components[1].File, "--component", comps.Components[0].File)
+	if code != 0 || strings.Count(out, "master key "+comps.MasterKCV+" staged") != 3 {
+		t.Fatalf("mk stage: %d %q %q", code, out, stderr)
+	}
+	mid := proposeID(t, bin, admin, "rotate-master-key", "--master-kcv", comps.MasterKCV,
+		"--component-kcv", comps.Components[0].KCV, "--component-kcv", comps.Components[1].KCV)
+	for _, who := range []string{"bob", "alice"} {
+		if code, out, stderr := cli(t, bin, client, "", "ceremony", "approve", mid, "--custodian-key", key(who), "--yes"); code != 0 {
+			t.Fatalf("%s approves the master-key rotation: %d %q %q", who, code, out, stderr)
+		}
+	}
+	code, out, _ = cli(t, bin, admin, "", "mk", "cluster-status", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"current_kcv": "`+comps.MasterKCV+`"`) {
+		t.Fatalf("mk cluster-status after the rotation: %d %q", code, out)
+	}
+	if code, out, stderr := cli(t, bin, client, "", "detokenize", "--scheme", "pan", vaulted); code != 0 || out != pans[0]+"\n" {
+		t.Fatalf("detokenize under the new master key: %d %q", code, stderr)
+	}
+
 	select {
 	case err := <-watchDone:
 		watchDone <- err
