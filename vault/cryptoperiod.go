@@ -113,6 +113,9 @@ func (n *Node) checkCryptoperiods() {
 				"overdue", now.Sub(due).Round(time.Second).String())
 		}
 	}
+	n.metrics.mu.Lock()
+	n.metrics.cpChecks++
+	n.metrics.mu.Unlock()
 }
 
 // runCryptoperiods checks cryptoperiods every CryptoperiodCheck until the

@@ -73,7 +73,11 @@ func TestCryptoperiodElapsed(t *testing.T) {
 	if d, err := c.Tokens(t, 2).Detokenize(ctx, &pb.DetokenizeRequest{Scheme: "cp", Token: r.GetToken()}); err != nil || d.GetPan() != pan {
 		t.Fatalf("detokenize with an overdue key: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond) // several more checks: still one warning per node
+	// Several more checks on every node: still one warning per node.
+	for _, nd := range c.Nodes {
+		base := nd.Vault.KeyMetrics().CryptoperiodChecks
+		waitFor(t, nd.ID+" checks three more times", func() bool { return nd.Vault.KeyMetrics().CryptoperiodChecks >= base+3 })
+	}
 	if n := strings.Count(logs.String(), "key cryptoperiod elapsed"); n != len(c.Nodes) {
 		t.Fatalf("%d cryptoperiod warnings, want one per node (%d)", n, len(c.Nodes))
 	}

@@ -35,12 +35,23 @@ func TestFailoverIdempotent(t *testing.T) {
 	retries := make([]int, workers)
 	var done atomic.Int64
 	var g errgroup.Group
+	// Clients and PANs are built here: helpers that may call t.Fatal run
+	// only on the test goroutine.
+	clients := make([]pb.TokenServiceClient, workers)
+	pans := make([][]string, workers)
+	for w := range workers {
+		clients[w] = c.Tokens(t, via[w%len(via)])
+		pans[w] = make([]string, each)
+		for k := range each {
+			pans[w][k] = testPAN(t, "222100", 16, w*1000+k)
+		}
+	}
 	for w := range workers {
 		tokens[w] = make([]string, each)
 		g.Go(func() error {
-			cl := c.Tokens(t, via[w%len(via)])
+			cl := clients[w]
 			for k := range each {
-				req := &pb.TokenizeRequest{Scheme: vault.DevSchemeVaulted, Pan: testPAN(t, "222100", 16, w*1000+k),
+				req := &pb.TokenizeRequest{Scheme: vault.DevSchemeVaulted, Pan: pans[w][k],
 					RequestId: fmt.Sprintf("w%d-%d", w, k)}
 				for attempt := 0; ; attempt++ {
 					cctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
@@ -61,14 +72,24 @@ func TestFailoverIdempotent(t *testing.T) {
 			return nil
 		})
 	}
-	// Stop the leader once a quarter of the work is acknowledged.
+	// Stop the leader once a quarter of the work is acknowledged (or give
+	// up if the workers stop short of that: their error says why).
+	workersDone := make(chan error, 1)
+	go func() { workersDone <- g.Wait() }()
+	deadline := time.After(time.Minute)
 	for done.Load() < workers*each/4 {
-		time.Sleep(time.Millisecond)
+		select {
+		case err := <-workersDone:
+			t.Fatalf("workers finished before a quarter of the work was acknowledged (%d): %v", done.Load(), err)
+		case <-deadline:
+			t.Fatalf("only %d tokens acknowledged after a minute", done.Load())
+		case <-time.After(time.Millisecond):
+		}
 	}
 	stopAt := time.Now()
 	c.StopNode(t, leader)
 	t.Logf("leader stopped after %d tokens in %v", done.Load(), time.Since(stopAt))
-	if err := g.Wait(); err != nil {
+	if err := <-workersDone; err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("workers done %v after the stop", time.Since(stopAt))

@@ -19,6 +19,7 @@ type keyMetrics struct {
 	warned      map[keys.KeyRef]bool
 	ceremonies  map[string]uint64 // ceremony steps committed by this node, per entry type
 	retokenized uint64
+	cpChecks    uint64 // cryptoperiod checks run
 }
 
 func newKeyMetrics() *keyMetrics {
@@ -78,6 +79,8 @@ type KeyMetrics struct {
 	CeremonySteps map[string]uint64
 	// Retokenized: FF1 tokens migrated by this node.
 	Retokenized uint64
+	// CryptoperiodChecks: how many cryptoperiod checks this node has run.
+	CryptoperiodChecks uint64
 }
 
 // KeyMetrics returns a snapshot of the node's key-lifecycle metrics.
@@ -90,6 +93,7 @@ func (n *Node) KeyMetrics() KeyMetrics {
 		CryptoperiodElapsed: make(map[string]bool, len(m.cpElapsed)),
 		CeremonySteps:       make(map[string]uint64, len(m.ceremonies)),
 		Retokenized:         m.retokenized,
+		CryptoperiodChecks:  m.cpChecks,
 	}
 	for k, v := range m.reenc {
 		out.Reencrypted[k] = v
