@@ -119,11 +119,34 @@ func (c *cluster) Close() {
 	}
 }
 
-// retryPolicy says which status codes a call may be retried on. UNAVAILABLE
-// is always retried (the request did not reach a node that could act on it,
-// or the node says retrying is safe); DEADLINE_EXCEEDED only for requests that
-// carry an idempotency key.
+// retryPolicy says which failures a call may be retried on. UNAVAILABLE is
+// retried (the request did not reach a node that could act on it, or the
+// node says retrying is safe), except with reason OUTCOME_UNKNOWN: then the
+// write may have committed, and only a request that is idempotent (a read,
+// or a write carrying an idempotency key such as request_id) may be sent
+// again. deadlineExceeded marks such idempotent requests: they are retried
+// on DEADLINE_EXCEEDED and on OUTCOME_UNKNOWN as well.
 type retryPolicy struct{ deadlineExceeded bool }
+
+// reasonOutcomeUnknown is the ErrorInfo reason of a write whose outcome the
+// server does not know (leadership lost mid-flight): it may have committed.
+const reasonOutcomeUnknown = "OUTCOME_UNKNOWN"
+
+// retryable reports whether a call that failed with err may be sent again
+// under rp (ctx is the command's overall context).
+func (rp retryPolicy) retryable(ctx context.Context, err error) bool {
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.Unavailable:
+		if _, reason := statusDetails(st); reason == reasonOutcomeUnknown {
+			return rp.deadlineExceeded
+		}
+		return true
+	case codes.DeadlineExceeded:
+		return rp.deadlineExceeded && ctx.Err() == nil
+	}
+	return false
+}
 
 // perAttempt bounds one RPC attempt inside the command's overall deadline.
 const perAttempt = 15 * time.Second
@@ -139,9 +162,7 @@ func (c *cluster) call(ctx context.Context, rp retryPolicy, fn func(ctx context.
 		if err == nil {
 			return nil
 		}
-		code := status.Code(err)
-		retry := code == codes.Unavailable || (rp.deadlineExceeded && code == codes.DeadlineExceeded && ctx.Err() == nil)
-		if !retry {
+		if !rp.retryable(ctx, err) {
 			return err
 		}
 		c.cur = (c.cur + 1) % len(c.conns)
