@@ -88,7 +88,25 @@ type Config struct {
 	// blocks writers only when the file outgrows the mapping, so map
 	// generously (virtual memory, not RAM). Default 1 GiB.
 	InitialMmapSize int
+
+	// Grouped state commits: applied writes are kept in memory (and
+	// served from there) until one bbolt transaction, fsynced, writes them
+	// with the applied index, every StateCommitInterval or sooner once
+	// StateCommitKeys keys or StateCommitBytes bytes are pending. The raft
+	// log, fsynced on a majority before anything is applied, covers the
+	// gap after a crash (see DESIGN.md). Larger bounds: fewer bbolt
+	// commits, more memory and more log to replay after a crash.
+	StateCommitInterval time.Duration // default 250ms
+	StateCommitKeys     int           // default 65536
+	StateCommitBytes    int           // default 32 MiB
 }
+
+// Defaults of the grouped state commit.
+const (
+	defaultStateCommitInterval = 250 * time.Millisecond
+	defaultStateCommitKeys     = 1 << 16
+	defaultStateCommitBytes    = 32 << 20
+)
 
 func (c *Config) withDefaults() (Config, error) {
 	out := *c

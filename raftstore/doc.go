@@ -31,7 +31,10 @@
 // applied index is stored in the state file in the same transaction as the
 // writes it covers, so a restarted node skips log entries already applied
 // instead of applying them twice, and does not reload a snapshot older than
-// its state.
+// its state. Applied writes are grouped in memory and committed to the state
+// file (fsynced) every StateCommitInterval, so a state commit serves many
+// Raft entries; reads see them at once, and the Raft log, durable on a
+// majority before anything is applied, is their write-ahead log.
 //
 // Transport: one TCP port per node carries both Raft and the forwarding
 // RPCs. Every connection is mutual TLS 1.3; after the handshake a single

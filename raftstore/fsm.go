@@ -19,9 +19,10 @@ import (
 var errReplayed = errors.New("raftstore: entry already applied")
 
 // fsm is the deterministic state machine. Raft calls ApplyBatch, Snapshot
-// and Restore from one goroutine; readers use view concurrently. mu guards
-// the db pointer: readers hold it shared, Restore holds it exclusively while
-// it swaps the file.
+// and Restore from one goroutine; readers use read concurrently. mu guards
+// the db pointer: readers and commits hold it shared, Restore holds it
+// exclusively while it swaps the file. Applied writes live in the mem
+// overlay until the committer writes them to bbolt (overlay.go).
 type fsm struct {
 	mu   sync.RWMutex
 	db   *bolt.DB
@@ -32,24 +33,38 @@ type fsm struct {
 	fatal  func(error)
 	hub    *watchHub
 
-	applied  atomic.Uint64 // highest log index reflected in db
+	applied  atomic.Uint64 // highest log index applied (in mem or bbolt)
 	stopped  atomic.Bool   // set after a fatal error
 	restores atomic.Uint64 // number of Restore calls that succeeded
 
-	entries  atomic.Uint64 // command log entries applied (for stats/tests)
-	commands atomic.Uint64 // commands applied
+	entries      atomic.Uint64 // command log entries applied (for stats/tests)
+	commands     atomic.Uint64 // commands applied
+	stateCommits atomic.Uint64 // bbolt transactions that committed overlays
+
+	ovMu        sync.RWMutex
+	mem         *overlay // writes applied since the last commit started
+	frozen      *overlay // writes being committed, or nil
+	diskApplied uint64   // applied index stored in bbolt; ovMu
+
+	commitMu   sync.Mutex // one commit (or restore swap) at a time
+	commitReq  chan struct{}
+	commitStop chan struct{}
+	commitDone chan struct{}
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced whenever applied advances
 }
 
 func newFSM(path string, opts stateDBOptions, logger hclog.Logger, fatal func(error), hub *watchHub) (*fsm, error) {
+	opts = opts.withDefaults()
 	db, applied, err := openStateDB(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{db: db, path: path, opts: opts, logger: logger, fatal: fatal, hub: hub, waitCh: make(chan struct{})}
+	f := &fsm{db: db, path: path, opts: opts, logger: logger, fatal: fatal, hub: hub, waitCh: make(chan struct{}),
+		mem: newOverlay(applied), diskApplied: applied}
 	f.applied.Store(applied)
+	f.startCommitter()
 	return f, nil
 }
 
@@ -82,36 +97,45 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies the command entries of a batch in one bbolt
-// transaction together with the new applied index. It returns one response
-// per log: []*raftpb.Result for a command entry, nil for a configuration
-// entry, an error if the entry was already applied or the machine stopped.
+// ApplyBatch applies the command entries of a batch atomically to the
+// in-memory overlay (conditions are checked against the overlays and the
+// state DB) and advances the applied index; the committer writes the
+// overlay to bbolt later (overlay.go). It returns one response per log:
+// []*raftpb.Result for a command entry, nil for a configuration entry, an
+// error if the entry was already applied or the machine stopped.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	resp := make([]interface{}, len(logs))
-	if f.stopped.Load() {
+	fail := func(err error) []interface{} {
 		for i := range resp {
-			resp[i] = ErrStopped
+			resp[i] = err
 		}
 		return resp
+	}
+	if f.stopped.Load() {
+		return fail(ErrStopped)
 	}
 	ch := newChangeSet(f.hub)
+	batch := newOverlay(0)
 	var last uint64
 	var entries, commands uint64
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.db == nil {
-		for i := range resp {
-			resp[i] = ErrClosed
+	err := func() error {
+		f.mu.RLock()
+		defer f.mu.RUnlock()
+		if f.db == nil {
+			return ErrClosed
 		}
-		return resp
-	}
-	err := f.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(metaBucket)
-		if meta == nil {
-			return fmt.Errorf("%w: meta bucket missing", ErrStateCorrupt)
+		// Only this goroutine changes mem, and only under ovMu held
+		// exclusively: reading the layers it took here needs no lock.
+		f.ovMu.RLock()
+		layers := f.layersLocked()
+		f.ovMu.RUnlock()
+		tx, err := f.db.Begin(false)
+		if err != nil {
+			return err
 		}
-		applied := readApplied(meta)
-		buckets := make(map[string]*bolt.Bucket)
+		defer func() { _ = tx.Rollback() }()
+		view := &stateView{layers: append([]*overlay{batch}, layers...), tx: tx}
+		applied := f.applied.Load()
 		for i, l := range logs {
 			if l.Index <= applied {
 				resp[i] = errReplayed
@@ -125,7 +149,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 				}
 				results := make([]*raftpb.Result, len(e.GetCommands()))
 				for j, c := range e.GetCommands() {
-					r, err := applyCommand(tx, buckets, c, ch)
+					r, err := applyCommand(view, batch, c, ch)
 					if err != nil {
 						return fmt.Errorf("log index %d command %d: %w", l.Index, j, err)
 					}
@@ -141,23 +165,38 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 			}
 			last = l.Index
 		}
-		if last > applied {
-			return writeApplied(meta, last)
-		}
 		return nil
-	})
+	}()
+	if errors.Is(err, ErrClosed) {
+		return fail(ErrClosed)
+	}
 	if err != nil {
 		f.stop(err)
-		for i := range resp {
-			resp[i] = ErrStopped
-		}
+		return fail(ErrStopped)
+	}
+	if last == 0 {
 		return resp
 	}
-	if last > 0 {
-		f.entries.Add(entries)
-		f.commands.Add(commands)
-		f.setApplied(last)
-		ch.publish(last)
+	f.ovMu.Lock()
+	for k, e := range batch.m {
+		f.mem.put(k, e)
+	}
+	f.mem.index = last
+	pending, pendingBytes := len(f.mem.m), f.mem.bytes
+	f.ovMu.Unlock()
+	f.entries.Add(entries)
+	f.commands.Add(commands)
+	f.setApplied(last)
+	ch.publish(last)
+	switch {
+	case pending >= 4*f.opts.commitKeys || pendingBytes >= 4*f.opts.commitBytes:
+		// The committer is behind: commit here, holding raft's FSM
+		// goroutine back, so memory stays bounded.
+		if err := f.commitState(); err != nil {
+			f.stop(err)
+		}
+	case pending >= f.opts.commitKeys || pendingBytes >= f.opts.commitBytes:
+		f.requestCommit()
 	}
 	return resp
 }
@@ -172,9 +211,9 @@ type pendingWrite struct {
 
 // applyCommand checks every condition of c against the state as the ops
 // would see it one after another (later ops see earlier ops' writes), and
-// writes only if all pass. A returned error is an I/O or format failure
-// (fatal); a failed condition is a Result.
-func applyCommand(tx *bolt.Tx, buckets map[string]*bolt.Bucket, c *raftpb.Command, ch *changeSet) (*raftpb.Result, error) {
+// writes to batch only if all pass. A returned error is an I/O or format
+// failure (fatal); a failed condition is a Result.
+func applyCommand(v *stateView, batch *overlay, c *raftpb.Command, ch *changeSet) (*raftpb.Result, error) {
 	for i, op := range c.GetOps() {
 		switch op.GetType() {
 		case raftpb.OpType_OP_TYPE_PUT, raftpb.OpType_OP_TYPE_PUT_IF_ABSENT,
@@ -187,31 +226,18 @@ func applyCommand(tx *bolt.Tx, buckets map[string]*bolt.Bucket, c *raftpb.Comman
 		// Deterministic on every node: reject, write nothing.
 		return &raftpb.Result{Status: raftpb.Status_STATUS_INVALID, FailedOp: -1}, nil
 	}
-	bucket := func(name string) *bolt.Bucket {
-		if b, ok := buckets[name]; ok {
-			return b
-		}
-		b := tx.Bucket(userBucketName(name))
-		if b != nil {
-			buckets[name] = b
-		}
-		return b
-	}
 	overlay := make(map[string]pendingWrite, len(c.GetOps()))
-	lookup := func(op *raftpb.Op) ([]byte, bool) {
-		if w, ok := overlay[op.GetBucket()+"\x00"+string(op.GetKey())]; ok {
+	keys := make([]string, len(c.GetOps()))
+	lookup := func(i int, op *raftpb.Op) ([]byte, bool) {
+		if w, ok := overlay[keys[i]]; ok {
 			return w.value, w.present
 		}
-		b := bucket(op.GetBucket())
-		if b == nil {
-			return nil, false
-		}
-		v := b.Get(op.GetKey())
-		return v, v != nil
+		return v.get(op.GetBucket(), op.GetKey())
 	}
 	results := make([]*raftpb.OpResult, len(c.GetOps()))
 	for i, op := range c.GetOps() {
-		cur, present := lookup(op)
+		keys[i] = ovKey(op.GetBucket(), op.GetKey())
+		cur, present := lookup(i, op)
 		r := &raftpb.OpResult{Existed: present}
 		results[i] = r
 		ok := true
@@ -231,32 +257,17 @@ func applyCommand(tx *bolt.Tx, buckets map[string]*bolt.Bucket, c *raftpb.Comman
 			}
 			return &raftpb.Result{Status: raftpb.Status_STATUS_CONDITION_FAILED, FailedOp: int32(i), Ops: results[:i+1]}, nil
 		}
-		k := op.GetBucket() + "\x00" + string(op.GetKey())
 		if op.GetType() == raftpb.OpType_OP_TYPE_DELETE {
-			overlay[k] = pendingWrite{}
+			overlay[keys[i]] = pendingWrite{}
 		} else {
-			overlay[k] = pendingWrite{value: nonNil(op.GetValue()), present: true}
+			overlay[keys[i]] = pendingWrite{value: nonNil(op.GetValue()), present: true}
 		}
 	}
-	for _, op := range c.GetOps() {
+	for i, op := range c.GetOps() {
 		if op.GetType() == raftpb.OpType_OP_TYPE_DELETE {
-			if b := bucket(op.GetBucket()); b != nil {
-				if err := b.Delete(op.GetKey()); err != nil {
-					return nil, err
-				}
-			}
+			batch.put(keys[i], ovEntry{deleted: true})
 		} else {
-			b := bucket(op.GetBucket())
-			if b == nil {
-				var err error
-				if b, err = tx.CreateBucket(userBucketName(op.GetBucket())); err != nil {
-					return nil, err
-				}
-				buckets[op.GetBucket()] = b
-			}
-			if err := b.Put(op.GetKey(), nonNil(op.GetValue())); err != nil {
-				return nil, err
-			}
+			batch.put(keys[i], ovEntry{value: nonNil(op.GetValue())})
 		}
 		ch.add(op.GetBucket(), op.GetKey())
 	}
@@ -272,23 +283,21 @@ func nonNil(v []byte) []byte {
 	return v
 }
 
-// view runs fn in a read transaction on the current state DB.
-func (f *fsm) view(fn func(tx *bolt.Tx) error) error {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.db == nil {
-		return ErrClosed
-	}
-	return f.db.View(fn)
-}
-
 func (f *fsm) close() error {
+	f.stopCommitter()
+	var errs []error
+	if !f.stopped.Load() {
+		// Not needed for safety (the raft log replays the rest), but a
+		// clean stop leaves nothing to replay.
+		if err := f.commitState(); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.db == nil {
-		return nil
+	if f.db != nil {
+		errs = append(errs, f.db.Close())
+		f.db = nil
 	}
-	err := f.db.Close()
-	f.db = nil
-	return err
+	return errors.Join(errs...)
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/panvault/panvault/raftstore/raftpb"
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -53,11 +52,9 @@ func getLocal(t testing.TB, f *fsm, bucket, k string) ([]byte, bool) {
 	t.Helper()
 	var v []byte
 	var found bool
-	err := f.view(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(userBucketName(bucket)); b != nil {
-			if x := b.Get([]byte(k)); x != nil {
-				v, found = bytes.Clone(x), true
-			}
+	err := f.read(func(sv *stateView) error {
+		if x, ok := sv.get(bucket, []byte(k)); ok {
+			v, found = bytes.Clone(x), true
 		}
 		return nil
 	})

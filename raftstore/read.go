@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/panvault/panvault/raftstore/raftpb"
-	bolt "go.etcd.io/bbolt"
 )
 
 // ReadMode selects the consistency of a read.
@@ -285,18 +284,16 @@ func (s *Store) Get(ctx context.Context, bucket string, key []byte, mode ReadMod
 	if err := s.readPoint(ctx, mode); err != nil {
 		return nil, false, err
 	}
-	err = s.fsm.view(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(userBucketName(bucket)); b != nil {
-			if v := b.Get(key); v != nil {
-				value, found = bytes.Clone(v), true
-			}
+	err = s.fsm.read(func(v *stateView) error {
+		if val, ok := v.get(bucket, key); ok {
+			value, found = bytes.Clone(val), true
 		}
 		return nil
 	})
 	return value, found, err
 }
 
-// GetMany returns one Item per key, from one consistent read transaction
+// GetMany returns one Item per key, from one consistent view of the state
 // after one read point.
 func (s *Store) GetMany(ctx context.Context, bucket string, keys [][]byte, mode ReadMode) ([]Item, error) {
 	if len(keys) > MaxGetMany {
@@ -306,14 +303,10 @@ func (s *Store) GetMany(ctx context.Context, bucket string, keys [][]byte, mode 
 		return nil, err
 	}
 	out := make([]Item, len(keys))
-	err := s.fsm.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(userBucketName(bucket))
-		if b == nil {
-			return nil
-		}
+	err := s.fsm.read(func(v *stateView) error {
 		for i, k := range keys {
-			if v := b.Get(k); v != nil {
-				out[i] = Item{Value: bytes.Clone(v), Found: true}
+			if val, ok := v.get(bucket, k); ok {
+				out[i] = Item{Value: bytes.Clone(val), Found: true}
 			}
 		}
 		return nil
@@ -331,27 +324,8 @@ func (s *Store) Scan(ctx context.Context, bucket string, opt ScanOptions) (kvs [
 	if err := s.readPoint(ctx, opt.Mode); err != nil {
 		return nil, false, err
 	}
-	err = s.fsm.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(userBucketName(bucket))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		start := opt.Prefix
-		if opt.After != nil && bytes.Compare(opt.After, start) >= 0 {
-			start = opt.After
-		}
-		k, v := c.Seek(start)
-		if opt.After != nil && k != nil && bytes.Equal(k, opt.After) {
-			k, v = c.Next()
-		}
-		for ; k != nil && bytes.HasPrefix(k, opt.Prefix); k, v = c.Next() {
-			if len(kvs) == opt.Limit {
-				more = true
-				break
-			}
-			kvs = append(kvs, KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
-		}
+	err = s.fsm.read(func(v *stateView) error {
+		kvs, more = v.scan(bucket, opt.Prefix, opt.After, opt.Limit)
 		return nil
 	})
 	return kvs, more, err

@@ -19,8 +19,14 @@ type fsmSnapshot struct {
 	tx *bolt.Tx
 }
 
-// Snapshot implements raft.FSM.
+// Snapshot implements raft.FSM. It first commits the overlay, so that the
+// state DB holds exactly what was applied (raft labels the snapshot with
+// the last applied index).
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.commitState(); err != nil {
+		f.stop(err)
+		return nil, ErrStopped
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.db == nil {
@@ -71,7 +77,15 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("raftstore: restore: %w", err)
 	}
 
+	// No commit may run while the file is swapped; what was applied but
+	// not committed belongs to the state being replaced.
+	f.commitMu.Lock()
+	defer f.commitMu.Unlock()
 	f.mu.Lock()
+	f.ovMu.Lock()
+	f.mem, f.frozen = newOverlay(applied), nil
+	f.diskApplied = applied
+	f.ovMu.Unlock()
 	if f.db != nil {
 		if err := f.db.Close(); err != nil {
 			f.mu.Unlock()

@@ -31,6 +31,24 @@ func userBucketName(name string) []byte { return []byte(userPrefix + name) }
 type stateDBOptions struct {
 	timeout  time.Duration
 	mmapSize int
+	// Grouped commits of the applied state (Config.StateCommit*).
+	commitInterval time.Duration
+	commitKeys     int
+	commitBytes    int
+}
+
+// withDefaults fills in the grouped-commit bounds left zero.
+func (o stateDBOptions) withDefaults() stateDBOptions {
+	if o.commitInterval <= 0 {
+		o.commitInterval = defaultStateCommitInterval
+	}
+	if o.commitKeys <= 0 {
+		o.commitKeys = defaultStateCommitKeys
+	}
+	if o.commitBytes <= 0 {
+		o.commitBytes = defaultStateCommitBytes
+	}
+	return o
 }
 
 func (o stateDBOptions) bolt() *bolt.Options {

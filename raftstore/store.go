@@ -73,7 +73,8 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}()
 
-	opts := stateDBOptions{timeout: c.OpenTimeout, mmapSize: c.InitialMmapSize}
+	opts := stateDBOptions{timeout: c.OpenTimeout, mmapSize: c.InitialMmapSize,
+		commitInterval: c.StateCommitInterval, commitKeys: c.StateCommitKeys, commitBytes: c.StateCommitBytes}
 	if s.fsm, err = newFSM(statePath(c.DataDir), opts, logger.Named("fsm"), c.Fatal, s.hub); err != nil {
 		return nil, err
 	}
@@ -245,6 +246,7 @@ type Metrics struct {
 	LeaderEntries   uint64 // entries this node appended as leader via group commit
 	ForwardRPCs     uint64 // proposal batches forwarded to a leader
 	Restores        uint64 // snapshots restored into the state DB
+	StateCommits    uint64 // bbolt transactions writing applied state
 }
 
 // Metrics returns the current counters.
@@ -255,6 +257,7 @@ func (s *Store) Metrics() Metrics {
 		LeaderEntries:   s.commit.entries.Load(),
 		ForwardRPCs:     s.commit.forwarded.Load(),
 		Restores:        s.fsm.restores.Load(),
+		StateCommits:    s.fsm.stateCommits.Load(),
 	}
 }
 
