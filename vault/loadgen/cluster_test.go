@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -197,17 +198,25 @@ func TestRunAgainstCluster(t *testing.T) {
 				Options: loadgen.Options{Op: loadgen.OpTokenize, Concurrency: 2, Duration: 300 * time.Millisecond}},
 		}
 		var cs []counted
+		var befores []string
 		res := loadgen.RunMatrix(ctx, m, loadgen.MatrixOptions{
 			Connect: func(context.Context, loadgen.Workload) ([]grpc.ClientConnInterface, func() error, error) {
 				cs = append(cs, newConns())
 				return cs[len(cs)-1].conns(), nil, nil
 			},
-			Extra: func(context.Context, loadgen.Workload) (map[loadgen.Metric]float64, error) {
+			Before: func(_ context.Context, w loadgen.Workload) error {
+				befores = append(befores, w.ID)
+				return nil
+			},
+			Extra: func(_ context.Context, w loadgen.Workload, r *loadgen.Report) (map[loadgen.Metric]float64, error) {
+				if r == nil || r.Items == 0 {
+					return nil, fmt.Errorf("workload %s: extra metrics without a report", w.ID)
+				}
 				return map[loadgen.Metric]float64{loadgen.MetricMaxRSS: 1}, nil
 			},
 			PrefillBatch: 50,
 		})
-		if len(res) != 2 || len(cs) != 2 {
+		if len(res) != 2 || len(cs) != 2 || fmt.Sprint(befores) != "[a b]" {
 			t.Fatalf("%d results, %d connects", len(res), len(cs))
 		}
 		for i, r := range res {

@@ -107,6 +107,12 @@ func resultCell(wr WorkloadResult) string {
 	if v, ok := wr.Extra[MetricMaxRSS]; ok && wr.Workload.Metric != MetricMaxRSS {
 		parts = append(parts, "RSS "+fmtMetric(MetricMaxRSS, v))
 	}
+	if v, ok := wr.Extra[MetricNodeCPU]; ok {
+		parts = append(parts, "node CPU "+fmtMetric(MetricNodeCPU, v))
+	}
+	if v, ok := wr.Extra[MetricClientCPU]; ok {
+		parts = append(parts, "client CPU "+fmtMetric(MetricClientCPU, v))
+	}
 	if bad := r.Failed + r.FailedItems + r.Mismatches; bad > 0 {
 		parts = append(parts, fmt.Sprintf("%s errors (%s)", groupDigits(bad), fmtCounts(mergeCounts(r))))
 	}
@@ -206,6 +212,8 @@ func fmtMetric(m Metric, v float64) string {
 		return fmtLatency(time.Duration(v * float64(time.Second)))
 	case m == MetricMaxRSS:
 		return fmt.Sprintf("%.0f MiB", v/(1<<20))
+	case m.isCPU():
+		return fmtLatency(time.Duration(v*float64(time.Second))) + "/item"
 	default:
 		return fmt.Sprintf("%s %s", groupDigits(uint64(v+0.5)), m)
 	}

@@ -21,10 +21,20 @@ const (
 	// example from /proc/<pid>/status of devcluster's node processes) and
 	// passes it in WorkloadResult.Extra.
 	MetricMaxRSS Metric = "rss"
+	// MetricNodeCPU is the CPU time all node processes used per item
+	// during the measured window (seconds): on a machine shared with other
+	// work it shows the cost of an item when the rate cannot. Measured by
+	// the driver, like MetricMaxRSS.
+	MetricNodeCPU Metric = "node-cpu"
+	// MetricClientCPU is the load generator's own CPU time per item.
+	MetricClientCPU Metric = "client-cpu"
 )
 
 // IsLatency reports whether m is a latency (smaller is better).
 func (m Metric) IsLatency() bool { return m == MetricP50 || m == MetricP99 }
+
+// isCPU reports whether m is a CPU time per item.
+func (m Metric) isCPU() bool { return m == MetricNodeCPU || m == MetricClientCPU }
 
 // Names of the raw limits the default matrix refers to. Package rawlimits
 // produces them; the unit follows the name: ".p50" and ".mean" are seconds,

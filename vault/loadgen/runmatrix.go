@@ -18,9 +18,13 @@ type MatrixOptions struct {
 	// prefilled workload should not follow others that stored tokens of
 	// their own, and vice versa).
 	Connect func(ctx context.Context, w Workload) (conns []grpc.ClientConnInterface, release func() error, err error)
-	// Extra, if set, is called after each measured workload, before release,
-	// for metrics Run cannot see (MetricMaxRSS from the node processes).
-	Extra func(ctx context.Context, w Workload) (map[Metric]float64, error)
+	// Before, if set, is called just before each workload's Run (after its
+	// prefill), for example to start measuring the nodes' CPU time.
+	Before func(ctx context.Context, w Workload) error
+	// Extra, if set, is called after each measured workload with its
+	// report, before release, for metrics Run cannot see (MetricMaxRSS and
+	// MetricNodeCPU from the node processes).
+	Extra func(ctx context.Context, w Workload, r *Report) (map[Metric]float64, error)
 	// PrefillBatch and PrefillConcurrency tune Prefill (defaults 500 and 16).
 	PrefillBatch, PrefillConcurrency int
 	// Progress receives each workload's progress line and a line per
@@ -77,9 +81,15 @@ func runWorkload(ctx context.Context, w Workload, o MatrixOptions) (res Workload
 	}
 	opts := w.Options
 	opts.Progress = o.Progress
+	if o.Before != nil {
+		if err := o.Before(ctx, w); err != nil {
+			res.Err = fmt.Errorf("before: %w", err)
+			return res
+		}
+	}
 	res.Report, res.Err = Run(ctx, opts, conns)
 	if o.Extra != nil && res.Report != nil {
-		extra, err := o.Extra(ctx, w)
+		extra, err := o.Extra(ctx, w, res.Report)
 		if err != nil {
 			res.Err = errors.Join(res.Err, fmt.Errorf("extra metrics: %w", err))
 		}
