@@ -31,6 +31,7 @@ type benchFlags struct {
 	prefillB   int
 	prefillC   int
 	profileDir string
+	tune       clusterTuning
 
 	raw      string
 	rawDur   time.Duration
@@ -99,6 +100,9 @@ what "make bench" runs.`,
 	fl.IntVar(&f.prefillB, "prefill-batch", 500, "PANs per TokenizeBatch call of the prefill")
 	fl.IntVar(&f.prefillC, "prefill-concurrency", 16, "calls in flight during the prefill")
 	fl.StringVar(&f.profileDir, "profile-dir", "", "with --local: write a CPU profile of every node during the measured window to DIR")
+	fl.IntVar(&f.tune.maxBatch, "node-max-batch", 0, "with --local/--matrix: raft.max_batch_commands of the nodes (0: server default)")
+	fl.IntVar(&f.tune.maxInflight, "node-max-inflight", 0, "with --local/--matrix: raft.max_inflight_batches of the nodes (0: server default)")
+	fl.IntVar(&f.tune.hsmPool, "node-hsm-pool", 0, "with --local/--matrix: hsm.pool_size of the nodes (0: server default)")
 	fl.StringVar(&f.raw, "raw", "", `measure raw limits instead: "all" or probes `+strings.Join(rawlimits.Probes(), ","))
 	fl.DurationVar(&f.rawDur, "raw-duration", 0, "time of each raw measurement (default: each probe's own)")
 	fl.BoolVar(&f.matrix, "matrix", false, "run the whole benchmark matrix and write --out")
@@ -138,7 +142,7 @@ func runBench(ctx context.Context, io *stdio, cf *clientFlags, f *benchFlags) er
 	if f.profileDir != "" && f.local == 0 {
 		return &usageError{fmt.Errorf("--profile-dir needs --local (the nodes must serve pprof)")}
 	}
-	t, err := openTarget(ctx, io, cf, f.local, f.dir, f.profileDir != "")
+	t, err := openTarget(ctx, io, cf, f.local, f.dir, f.profileDir != "", f.tune)
 	if err != nil {
 		return err
 	}
@@ -156,6 +160,7 @@ func runBench(ctx context.Context, io *stdio, cf *clientFlags, f *benchFlags) er
 	if f.profileDir != "" {
 		stopProfile = t.profile(ctx, f.profileDir, f.warmup, f.duration)
 	}
+	cpu := t.startCPU(opts.Warmup)
 	rep, runErr := loadgen.Run(ctx, opts, t.conns)
 	if err := stopProfile(); err != nil {
 		fmt.Fprintf(io.err, "panvault: profile: %v\n", err)
@@ -163,6 +168,12 @@ func runBench(ctx context.Context, io *stdio, cf *clientFlags, f *benchFlags) er
 	if rep != nil {
 		if rss, err := t.maxRSS(); err == nil && rss > 0 {
 			fmt.Fprintf(io.err, "largest node RSS: %.0f MiB\n", float64(rss)/(1<<20))
+		}
+		if c, err := cpu.stop(rep.Items); err == nil && c != nil {
+			if v, ok := c[loadgen.MetricNodeCPU]; ok {
+				fmt.Fprintf(io.err, "node CPU per item: %.1fµs (all nodes)\n", v*1e6)
+			}
+			fmt.Fprintf(io.err, "client CPU per item: %.1fµs\n", c[loadgen.MetricClientCPU]*1e6)
 		}
 		if cf.json() {
 			if err := writeJSON(io.out, rep); err != nil {

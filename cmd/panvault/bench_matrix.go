@@ -66,16 +66,29 @@ func runBenchMatrix(ctx context.Context, io *stdio, f *benchFlags) error {
 		return err
 	}
 
-	pool := &clusterPool{io: io, dir: work, pprof: f.profileDir != ""}
+	pool := &clusterPool{io: io, dir: work, pprof: f.profileDir != "", tune: f.tune}
 	defer pool.close()
+	var cpu *cpuMeter
 	res.Workloads = loadgen.RunMatrix(ctx, matrix, loadgen.MatrixOptions{
 		Connect: pool.connect,
-		Extra: func(context.Context, loadgen.Workload) (map[loadgen.Metric]float64, error) {
+		Before: func(_ context.Context, w loadgen.Workload) error {
+			cpu = pool.current.startCPU(w.Options.Warmup)
+			return nil
+		},
+		Extra: func(_ context.Context, _ loadgen.Workload, r *loadgen.Report) (map[loadgen.Metric]float64, error) {
+			out, err := cpu.stop(r.Items)
+			if err != nil {
+				return nil, err
+			}
+			if out == nil {
+				out = map[loadgen.Metric]float64{}
+			}
 			rss, err := pool.current.maxRSS()
 			if err != nil {
 				return nil, err
 			}
-			return map[loadgen.Metric]float64{loadgen.MetricMaxRSS: float64(rss)}, nil
+			out[loadgen.MetricMaxRSS] = float64(rss)
+			return out, nil
 		},
 		PrefillBatch:       f.prefillB,
 		PrefillConcurrency: f.prefillC,
@@ -148,6 +161,7 @@ type clusterPool struct {
 	io      *stdio
 	dir     string
 	pprof   bool
+	tune    clusterTuning
 	n       int
 	current *benchTarget
 	shared  bool
@@ -162,7 +176,7 @@ func (p *clusterPool) connect(ctx context.Context, w loadgen.Workload) ([]grpc.C
 	}
 	if p.current == nil {
 		p.n++
-		t, err := openTarget(ctx, p.io, nil, w.Nodes, filepath.Join(p.dir, fmt.Sprintf("cluster%d", p.n)), p.pprof)
+		t, err := openTarget(ctx, p.io, nil, w.Nodes, filepath.Join(p.dir, fmt.Sprintf("cluster%d", p.n)), p.pprof, p.tune)
 		if err != nil {
 			return nil, nil, err
 		}

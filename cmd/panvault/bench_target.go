@@ -26,20 +26,27 @@ type benchTarget struct {
 	cluster *devcluster.Cluster
 }
 
+// clusterTuning overrides server settings of local clusters, to compare
+// settings (zero: the server's defaults).
+type clusterTuning struct {
+	maxBatch, maxInflight, hsmPool int
+}
+
 // localClusterOptions are the devcluster options of the clusters bench
 // starts: quiet nodes, pprof listeners when profiling.
-func localClusterOptions(dir string, nodes int, pprof bool) (devcluster.Options, error) {
+func localClusterOptions(dir string, nodes int, pprof bool, tune clusterTuning) (devcluster.Options, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return devcluster.Options{}, fmt.Errorf("locate the panvault binary: %w", err)
 	}
-	return devcluster.Options{Dir: dir, Nodes: nodes, Binary: bin, NodeLogLevel: "warn", Pprof: pprof}, nil
+	return devcluster.Options{Dir: dir, Nodes: nodes, Binary: bin, NodeLogLevel: "warn", Pprof: pprof,
+		MaxBatchCommands: tune.maxBatch, MaxInflightBatches: tune.maxInflight, HSMPoolSize: tune.hsmPool}, nil
 }
 
 // openTarget connects to the PANVAULT_* cluster, or with local > 0 starts a
 // local cluster of that many nodes in dir (a removed temporary directory
 // when dir is empty).
-func openTarget(ctx context.Context, io *stdio, cf *clientFlags, local int, dir string, pprof bool) (*benchTarget, error) {
+func openTarget(ctx context.Context, io *stdio, cf *clientFlags, local int, dir string, pprof bool, tune clusterTuning) (*benchTarget, error) {
 	if local == 0 {
 		cl, err := cf.connect()
 		if err != nil {
@@ -59,7 +66,7 @@ func openTarget(ctx context.Context, io *stdio, cf *clientFlags, local int, dir 
 		t.closers = append(t.closers, func() error { return os.RemoveAll(tmp) })
 		dir = filepath.Join(tmp, "cluster")
 	}
-	opts, err := localClusterOptions(dir, local, pprof)
+	opts, err := localClusterOptions(dir, local, pprof, tune)
 	if err != nil {
 		t.close()
 		return nil, err
@@ -176,4 +183,71 @@ func fetchProfile(ctx context.Context, url, path string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// cpuMeter measures the CPU time of the local nodes and of this process
+// (the load generator) from the end of a run's warmup to the end of the run.
+// Safe for concurrent use.
+type cpuMeter struct {
+	t     *benchTarget
+	timer *time.Timer
+
+	mu            sync.Mutex
+	started       bool
+	err           error
+	nodes0, self0 time.Duration
+}
+
+// startCPU starts a meter whose window opens after warmup.
+func (t *benchTarget) startCPU(warmup time.Duration) *cpuMeter {
+	m := &cpuMeter{t: t}
+	m.timer = time.AfterFunc(warmup, func() {
+		nodes, self, err := m.sample()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.started, m.err, m.nodes0, m.self0 = true, err, nodes, self
+	})
+	return m
+}
+
+func (m *cpuMeter) sample() (nodes, self time.Duration, err error) {
+	if self, err = loadgen.ProcessCPU(os.Getpid()); err != nil {
+		return 0, 0, err
+	}
+	if m.t.cluster == nil {
+		return 0, self, nil
+	}
+	for _, n := range m.t.cluster.Nodes() {
+		if !n.Running || n.PID == 0 {
+			continue
+		}
+		c, err := loadgen.ProcessCPU(n.PID)
+		if err != nil {
+			return 0, 0, err
+		}
+		nodes += c
+	}
+	return nodes, self, nil
+}
+
+// stop closes the window and returns CPU time per item: MetricNodeCPU (all
+// nodes together; only for a local cluster) and MetricClientCPU.
+func (m *cpuMeter) stop(items uint64) (map[loadgen.Metric]float64, error) {
+	m.timer.Stop()
+	nodes, self, err := m.sample()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case err != nil:
+		return nil, err
+	case m.err != nil:
+		return nil, m.err
+	case !m.started || items == 0:
+		return nil, nil
+	}
+	out := map[loadgen.Metric]float64{loadgen.MetricClientCPU: (self - m.self0).Seconds() / float64(items)}
+	if m.t.cluster != nil {
+		out[loadgen.MetricNodeCPU] = (nodes - m.nodes0).Seconds() / float64(items)
+	}
+	return out, nil
 }
