@@ -113,3 +113,18 @@ func TestBenchLocalCluster(t *testing.T) {
 		t.Errorf("a workload did not run:\n%s", md)
 	}
 }
+
+// The tuning and pprof settings `panvault bench` writes for local
+// clusters are accepted by the server's strict config.
+func TestServerConfigDebugAndGroupCommit(t *testing.T) {
+	body := strings.Replace(validConfig, `snapshot_interval = "1s"`,
+		"snapshot_interval = \"1s\"\nmax_batch_commands = 1024\nmax_inflight_batches = 4", 1) +
+		"\n[debug]\npprof_addr = \"127.0.0.1:6060\"\n"
+	c, err := loadServerConfig(writeConfig(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Debug.PprofAddr != "127.0.0.1:6060" || c.Raft.MaxBatchCommands != 1024 || c.Raft.MaxInflightBatches != 4 {
+		t.Fatalf("decoded %+v %+v", c.Debug, c.Raft)
+	}
+}
