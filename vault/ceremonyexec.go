@@ -41,7 +41,7 @@ func (n *Node) checkProposal(ctx context.Context, params ceremony.Params) error 
 		if err != nil {
 			return err
 		}
-		return checkDestroy(rec, p.Version)
+		return n.checkDestroyable(ctx, rec, p.Version)
 	case ceremony.ChangeSchemeKey:
 		// Token records and FF1 tokens name a key version but not a key:
 		// moving a scheme to another key needs a record format that names
@@ -54,10 +54,13 @@ func (n *Node) checkProposal(ctx context.Context, params ceremony.Params) error 
 }
 
 // checkReencrypted refuses to retire versions below v of a PAN-encryption
-// key while vaulted token records may still be sealed under them: the key's
-// re-encryption job must have finished with a target of at least v.
+// key while vaulted token records may still be sealed under them, and of a
+// fingerprint key while records may still be indexed only under them: the
+// key's job must have finished with a target of at least v, and a scan
+// after a read barrier must find no record below v (a tokenization planned
+// with a cached older version may have committed after the job passed).
 func (n *Node) checkReencrypted(ctx context.Context, rec *vaultpb.KeyRecord, v uint32) error {
-	if rec.GetPurpose() != vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION {
+	if !jobPurpose(rec.GetPurpose()) {
 		return nil
 	}
 	schemes, err := n.vaultedSchemesUsing(ctx, rec.GetName())
@@ -72,7 +75,39 @@ func (n *Node) checkReencrypted(ctx context.Context, rec *vaultpb.KeyRecord, v u
 		return fmt.Errorf("%w: key %q: re-encrypt its tokens to version %d or later first (panvault key reencrypt)",
 			ErrReencryptPending, rec.GetName(), v)
 	}
+	return n.checkNoneBelow(ctx, rec, schemes, v)
+}
+
+// checkNoneBelow refuses (ErrReencryptPending) while a token record of
+// schemes still needs rec's job at version v. The scan stops at the first
+// such record; it reads after a read barrier so that every committed
+// record is seen.
+func (n *Node) checkNoneBelow(ctx context.Context, rec *vaultpb.KeyRecord, schemes []string, v uint32) error {
+	if err := n.store.ReadBarrier(ctx); err != nil {
+		return err
+	}
+	left, err := n.countBelow(ctx, rec.GetName(), schemes, v, 1)
+	if err != nil {
+		return err
+	}
+	if left > 0 {
+		return fmt.Errorf("%w: key %q: token records below version %d remain; run its re-encryption again (panvault key reencrypt)",
+			ErrReencryptPending, rec.GetName(), v)
+	}
 	return nil
+}
+
+// checkDestroyable is checkDestroy plus, for keys whose records name a
+// version, a scan that no token record still needs version v.
+func (n *Node) checkDestroyable(ctx context.Context, rec *vaultpb.KeyRecord, v uint32) error {
+	if err := checkDestroy(rec, v); err != nil || !jobPurpose(rec.GetPurpose()) {
+		return err
+	}
+	schemes, err := n.vaultedSchemesUsing(ctx, rec.GetName())
+	if err != nil || len(schemes) == 0 {
+		return err
+	}
+	return n.checkNoneBelow(ctx, rec, schemes, v+1)
 }
 
 // execution is a ceremony's effect, prepared before the replicated write:
@@ -224,7 +259,7 @@ func (n *Node) prepare(ctx context.Context, st ceremony.State) (*execution, erro
 	case ceremony.DestroyVersion:
 		rec, raw, err := n.readKeyRecord(ctx, p.Name)
 		if err == nil {
-			err = checkDestroy(rec, p.Version)
+			err = n.checkDestroyable(ctx, rec, p.Version)
 		}
 		if err != nil {
 			return lasting(err)
@@ -306,7 +341,7 @@ func (n *Node) prepareRotateKey(ctx context.Context, p ceremony.RotateKey, now t
 		outcome: fmt.Sprintf("key %s rotated: version %d active, version %d decrypt-only", p.Name, ver, ver-1),
 		gen:     g,
 	}
-	if rec.GetPurpose() == vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION {
+	if jobPurpose(rec.GetPurpose()) {
 		op, started, err := n.reencryptStartOp(ctx, p.Name, ver, now)
 		if err != nil {
 			g.discard(n)
@@ -314,7 +349,11 @@ func (n *Node) prepareRotateKey(ctx context.Context, p ceremony.RotateKey, now t
 		}
 		if started {
 			x.ops = append(x.ops, op)
-			x.outcome += "; re-encryption of stored tokens started"
+			if rec.GetPurpose() == vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT {
+				x.outcome += "; re-indexing of stored tokens started"
+			} else {
+				x.outcome += "; re-encryption of stored tokens started"
+			}
 		}
 	}
 	return x, nil

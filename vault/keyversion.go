@@ -169,7 +169,9 @@ func (n *Node) readKeyRecord(ctx context.Context, name string) (*vaultpb.KeyReco
 }
 
 // vaultedSchemesUsing returns the names of the vaulted schemes whose PAN
-// key is key, in name order (local read; call after a read barrier).
+// key is key, or (deterministic schemes) whose fingerprint key is key, in
+// name order (local read; call after a read barrier). A key has one
+// purpose, so only one of the two can match.
 func (n *Node) vaultedSchemesUsing(ctx context.Context, key string) ([]string, error) {
 	var out []string
 	var after []byte
@@ -183,7 +185,8 @@ func (n *Node) vaultedSchemesUsing(ctx context.Context, key string) ([]string, e
 			if err != nil {
 				return nil, err
 			}
-			if rec.GetMode() == vaultpb.SchemeMode_SCHEME_MODE_VAULTED && rec.GetKey() == key {
+			if rec.GetMode() == vaultpb.SchemeMode_SCHEME_MODE_VAULTED &&
+				(rec.GetKey() == key || (rec.GetDeterministic() && rec.GetFingerprintKey() == key)) {
 				out = append(out, rec.GetName())
 			}
 		}

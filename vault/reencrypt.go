@@ -41,6 +41,13 @@ const (
 	DefaultJobInterval    = time.Second
 )
 
+// jobPurpose reports whether keys of purpose p have a job after a
+// rotation: PAN-encryption keys (records re-sealed) and fingerprint keys
+// (records re-indexed, reindex.go).
+func jobPurpose(p vaultpb.KeyPurpose) bool {
+	return p == vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION || p == vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT
+}
+
 // readReencryptJob reads key's job and its stored bytes.
 func (n *Node) readReencryptJob(ctx context.Context, key string, mode raftstore.ReadMode) (*vaultpb.ReencryptJob, []byte, bool, error) {
 	v, found, err := n.store.Get(ctx, bucketReencrypt, []byte(key), mode)
@@ -101,8 +108,8 @@ func (n *Node) StartReencrypt(ctx context.Context, key string) (*vaultpb.Reencry
 		if err != nil {
 			return nil, false, err
 		}
-		if rec.GetPurpose() != vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION {
-			return nil, false, fmt.Errorf("%w: key %q is for %s; only pan-encryption keys are re-encrypted (ff1 tokens are migrated with Retokenize)",
+		if !jobPurpose(rec.GetPurpose()) {
+			return nil, false, fmt.Errorf("%w: key %q is for %s; only pan-encryption keys are re-encrypted and fingerprint keys re-indexed (ff1 tokens are migrated with Retokenize)",
 				ErrWrongPurpose, key, purposeName(rec.GetPurpose()))
 		}
 		op, started, err := n.reencryptStartOp(ctx, key, rec.GetLatestVersion(), n.now())
@@ -251,7 +258,9 @@ func (r *reencryptor) batch(ctx context.Context, key string, job *vaultpb.Reencr
 		}
 		next.Total, next.TotalKnown = total, true
 	case len(job.GetSchemes()) == 0:
-		next.Done = true
+		if err := r.finish(ctx, key, job.GetTargetVersion(), next); err != nil {
+			return 0, err
+		}
 	default:
 		sc := job.GetSchemes()[0]
 		prefix := tokenKey(sc, "")
@@ -278,7 +287,9 @@ func (r *reencryptor) batch(ctx context.Context, key string, job *vaultpb.Reencr
 		} else {
 			next.Schemes, next.Cursor = next.Schemes[1:], nil
 			if len(next.Schemes) == 0 {
-				next.Done = true
+				if err := r.finish(ctx, key, job.GetTargetVersion(), next); err != nil {
+					return visited, err
+				}
 			}
 		}
 	}
@@ -304,6 +315,74 @@ func (r *reencryptor) batch(ctx context.Context, key string, job *vaultpb.Reencr
 	return visited, nil
 }
 
+// finish is the last step of a job: after a read barrier it counts the
+// records still below the target in every scheme of the key (a
+// tokenization planned with a cached older version may have committed
+// behind the cursor, and a record may have failed to be rewritten). None:
+// next is done. Some: next scans every scheme again.
+func (r *reencryptor) finish(ctx context.Context, key string, target uint32, next *vaultpb.ReencryptJob) error {
+	n := r.n
+	if err := n.store.ReadBarrier(ctx); err != nil {
+		return err
+	}
+	schemes, err := n.vaultedSchemesUsing(ctx, key)
+	if err != nil {
+		return err
+	}
+	left, err := n.countBelow(ctx, key, schemes, target, 0)
+	if err != nil {
+		return err
+	}
+	if left == 0 {
+		next.Done = true
+		return nil
+	}
+	n.log.Warn("re-encryption: records still below the target version; scanning again",
+		"key", key, "target_version", target, "records", left)
+	next.Schemes, next.Cursor = schemes, nil
+	return nil
+}
+
+// countBelow counts the token records of schemes that still need key's job
+// at target (belowTarget), reading local state; limit > 0 stops counting
+// there. Callers put a read barrier before it when they need every
+// committed record.
+func (n *Node) countBelow(ctx context.Context, key string, schemes []string, target uint32, limit uint64) (uint64, error) {
+	krec, err := n.keyring.record(ctx, key, false)
+	if err != nil {
+		return 0, err
+	}
+	var count uint64
+	for _, sc := range schemes {
+		prefix := tokenKey(sc, "")
+		after := prefix
+		for {
+			kvs, more, err := n.store.Scan(ctx, bucketTokens, raftstore.ScanOptions{
+				Prefix: prefix, After: after, Limit: raftstore.MaxScanLimit, Mode: raftstore.Stale})
+			if err != nil {
+				return 0, err
+			}
+			for _, kv := range kvs {
+				rec, err := decodeToken(kv.Value)
+				if err != nil {
+					continue // logged by the job; nothing a key version can lose
+				}
+				if belowTarget(krec.GetPurpose(), sc, rec, target) {
+					count++
+					if limit > 0 && count >= limit {
+						return count, nil
+					}
+				}
+			}
+			if !more || len(kvs) == 0 {
+				break
+			}
+			after = kvs[len(kvs)-1].Key
+		}
+	}
+	return count, nil
+}
+
 // countTokens counts the token records of schemes (local state).
 func (n *Node) countTokens(ctx context.Context, schemes []string) (uint64, error) {
 	var total uint64
@@ -326,62 +405,132 @@ func (n *Node) countTokens(ctx context.Context, schemes []string) (uint64, error
 	return total, nil
 }
 
-// rewrite re-encrypts the records of kvs (scheme sc) that are below target
-// and proposes them, one compare-and-set command each, in one batch. It
-// returns how many were rewritten and how many skipped (changed or deleted
-// meanwhile, or not decryptable any more).
+// rewrite brings the records of kvs (scheme sc) that are below target up
+// to it: re-sealed under target for a PAN-encryption key, re-indexed under
+// target for a fingerprint key (reindex.go). Each record is one
+// compare-and-set command; a record whose compare-and-set fails is read
+// again and retried, unless it was deleted or is at target already. It
+// returns how many records were rewritten and how many skipped (deleted or
+// changed to target meanwhile, or not decodable). Any other failure
+// (HSM, session, deadline, a key version not loaded yet, leadership) is
+// returned: the batch is redone from the same cursor later, so no record
+// is passed over.
 func (r *reencryptor) rewrite(ctx context.Context, key, sc string, target uint32, kvs []raftstore.KV) (int, int, error) {
 	n := r.n
-	kv, err := n.keyring.resolve(ctx, key, target, vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useEncrypt)
+	krec, err := n.keyring.record(ctx, key, false)
 	if err != nil {
 		return 0, 0, err
 	}
-	var cmds [][]raftstore.Op
-	skipped := 0
-	for _, item := range kvs {
-		rec, err := decodeToken(item.Value)
-		if err != nil {
-			n.log.Error("re-encryption: token record does not decode", "scheme", sc, "err", err)
-			skipped++
-			continue
-		}
-		if rec.GetKeyVersion() >= target {
-			continue
-		}
-		token := string(item.Key[len(sc)+1:])
-		sealed, err := r.reseal(ctx, key, sc, token, rec, kv.ref)
-		if err != nil {
-			if errors.Is(err, keys.ErrHSMUnavailable) || errors.Is(err, keys.ErrNoSession) || errors.Is(err, context.Canceled) {
-				return 0, 0, err
-			}
-			n.log.Error("re-encryption: record skipped", "scheme", sc, "token", maskToken(token), "version", rec.GetKeyVersion(), "err", err)
-			skipped++
-			continue
-		}
-		nrec := proto.Clone(rec).(*vaultpb.TokenRecord)
-		nrec.KeyVersion, nrec.Sealed = target, sealed
-		v, err := encodeRecord(nrec)
+	purpose := krec.GetPurpose()
+	var build func(item raftstore.KV, rec *vaultpb.TokenRecord) ([]raftstore.Op, error)
+	switch purpose {
+	case vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION:
+		kv, err := n.keyring.resolve(ctx, key, target, purpose, useEncrypt)
 		if err != nil {
 			return 0, 0, err
 		}
-		cmds = append(cmds, []raftstore.Op{raftstore.CompareAndSet(bucketTokens, item.Key, item.Value, v)})
-	}
-	if len(cmds) == 0 {
-		return 0, skipped, nil
-	}
-	results, errs := n.store.ProposeBatch(ctx, cmds)
-	done := 0
-	for i := range cmds {
-		if errs[i] != nil {
-			return 0, 0, errs[i] // the batch is redone from the same cursor
+		build = func(item raftstore.KV, rec *vaultpb.TokenRecord) ([]raftstore.Op, error) {
+			return r.resealOps(ctx, key, sc, target, item, rec, kv.ref)
 		}
-		if results[i].Applied {
-			done++
-		} else {
-			skipped++
+	case vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT:
+		ix, err := r.newReindexer(ctx, key, sc, target)
+		if err != nil {
+			return 0, 0, err
+		}
+		build = ix.ops
+	default:
+		return 0, 0, fmt.Errorf("%w: key %q is for %s", ErrWrongPurpose, key, purposeName(purpose))
+	}
+	done, skipped := 0, 0
+	work := kvs
+	for try := 0; len(work) > 0; try++ {
+		if try == maxCeremonyRetries {
+			return 0, 0, fmt.Errorf("%w: records of scheme %s keep changing", ErrConflict, sc)
+		}
+		var cmds [][]raftstore.Op
+		var keysOf [][]byte
+		for _, item := range work {
+			rec, err := decodeToken(item.Value)
+			if err != nil {
+				n.log.Error("re-encryption: token record does not decode", "scheme", sc, "err", err)
+				skipped++
+				continue
+			}
+			if !belowTarget(purpose, sc, rec, target) {
+				continue
+			}
+			ops, err := build(item, rec)
+			if err != nil {
+				return 0, 0, fmt.Errorf("token %s: %w", maskToken(string(item.Key[len(sc)+1:])), err)
+			}
+			cmds = append(cmds, ops)
+			keysOf = append(keysOf, item.Key)
+		}
+		if len(cmds) == 0 {
+			break
+		}
+		results, errs := n.store.ProposeBatch(ctx, cmds)
+		var changed [][]byte
+		for i := range cmds {
+			if errs[i] != nil {
+				return 0, 0, errs[i] // the batch is redone from the same cursor
+			}
+			if results[i].Applied {
+				done++
+			} else {
+				changed = append(changed, keysOf[i])
+			}
+		}
+		if len(changed) == 0 {
+			break
+		}
+		// Read the changed records again (after our own commands: local
+		// state on the leader, behind a barrier) and retry those still
+		// below target; deleted ones are skipped, never resurrected.
+		if err := n.store.ReadBarrier(ctx); err != nil {
+			return 0, 0, err
+		}
+		got, err := n.store.GetMany(ctx, bucketTokens, changed, raftstore.Stale)
+		if err != nil {
+			return 0, 0, err
+		}
+		work = work[:0:0]
+		for i, g := range got {
+			if !g.Found {
+				skipped++
+				continue
+			}
+			work = append(work, raftstore.KV{Key: changed[i], Value: g.Value})
 		}
 	}
 	return done, skipped, nil
+}
+
+// belowTarget reports whether a token record of scheme sc still needs the
+// job of a key of purpose: sealed under a version below target (PAN
+// encryption), or indexed under a fingerprint version below target.
+func belowTarget(purpose vaultpb.KeyPurpose, sc string, rec *vaultpb.TokenRecord, target uint32) bool {
+	if purpose == vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT {
+		fp := rec.GetFingerprint()
+		return len(fp) > 0 && fingerprintVersion(sc, fp) < target
+	}
+	return rec.GetKeyVersion() < target
+}
+
+// resealOps returns the command that re-seals one record under to.
+func (r *reencryptor) resealOps(ctx context.Context, key, sc string, target uint32, item raftstore.KV, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]raftstore.Op, error) {
+	token := string(item.Key[len(sc)+1:])
+	sealed, err := r.reseal(ctx, key, sc, token, rec, to)
+	if err != nil {
+		return nil, err
+	}
+	nrec := proto.Clone(rec).(*vaultpb.TokenRecord)
+	nrec.KeyVersion, nrec.Sealed = target, sealed
+	v, err := encodeRecord(nrec)
+	if err != nil {
+		return nil, err
+	}
+	return []raftstore.Op{raftstore.CompareAndSet(bucketTokens, item.Key, item.Value, v)}, nil
 }
 
 // reseal opens rec's sealed PAN with its version and seals it under to.

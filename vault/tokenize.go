@@ -403,15 +403,20 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 		}
 		return nil
 	}
-	var hitIdx []int
+	var hitIdx, missIdx []int
 	var tks [][]byte
 	for j, i := range ok {
 		if got[j].Found {
 			hitIdx = append(hitIdx, i)
 			tks = append(tks, tokenKey(e.name(), string(got[j].Value)))
 			items[i].expectFP = got[j].Value
+		} else {
+			missIdx = append(missIdx, i)
 		}
 	}
+	// A PAN not indexed under the latest fingerprint version may have a
+	// live token indexed under an older one (not re-indexed yet).
+	ok = without(ok, n.lookupOlderFingerprints(ctx, e, fk.ref.Version, items, res, missIdx))
 	if len(tks) == 0 {
 		return ok
 	}
