@@ -1,7 +1,51 @@
 package vault
 
+import (
+	"context"
+
+	"github.com/panvault/panvault/keys"
+	"github.com/panvault/panvault/raftstore"
+	"github.com/panvault/panvault/vault/vaultpb"
+)
+
 // FF1Coalesced returns how many FF1 batches the coalescers of n ran and how
 // many single requests they carried.
 func FF1Coalesced(n *Node) (batches, items uint64) {
 	return n.ff1.batches.Load(), n.ff1.items.Load()
+}
+
+// PlantRecord stores a token record for pan under token in scheme sc,
+// sealed with version of the scheme's key as the vault would: what a
+// tokenization planned with a cached older key version commits when it
+// lands late. It stands in for that race, which timing cannot produce on
+// demand.
+func PlantRecord(ctx context.Context, n *Node, sc, token, pan string, version uint32) error {
+	e, err := n.schemes.get(ctx, "scheme", sc)
+	if err != nil {
+		return err
+	}
+	ref := keys.KeyRef{ID: e.rec.GetKey(), Version: version}
+	sealed, err := n.hsm.Seal(ctx, ref, []byte(pan), panAAD(sc, token, version))
+	if err != nil {
+		return err
+	}
+	v, err := encodeRecord(&vaultpb.TokenRecord{KeyVersion: version, Sealed: sealed, CreateUnixNanos: n.now().UnixNano()})
+	if err != nil {
+		return err
+	}
+	res, err := n.store.Propose(ctx, raftstore.PutIfAbsent(bucketTokens, tokenKey(sc, token), v))
+	if err == nil && !res.Applied {
+		err = ErrAlreadyExists
+	}
+	return err
+}
+
+// RecordsBelow counts the token records of key's schemes that its job has
+// not brought to target yet (local state of n).
+func RecordsBelow(ctx context.Context, n *Node, key string, target uint32) (uint64, error) {
+	schemes, err := n.vaultedSchemesUsing(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	return n.countBelow(ctx, key, schemes, target, 0)
 }

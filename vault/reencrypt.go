@@ -22,14 +22,22 @@ import (
 // finds already at the target version are only counted).
 //
 // Each record is rewritten with compare-and-set from the exact bytes read:
-// a token deleted or replaced meanwhile makes its CAS fail and is skipped,
-// never resurrected. Progress is committed after the batch's records.
+// a record changed meanwhile is read again and retried; a deleted one is
+// skipped, never resurrected. Any failure other than an undecodable record
+// (HSM, session, deadline, a version not loaded yet, leadership) stops the
+// batch, which is redone from the same cursor: no record is passed over.
+// Progress is committed after the batch's records.
 //
 // A tokenization that resolved the old version just before the rotation
 // committed may itself commit a little later, possibly behind the job's
-// cursor. The job therefore starts scanning only ReencryptGrace after it was
-// created (longer than the longest request), when every such write has
-// committed or failed.
+// cursor. Two things keep such a record from being lost: before the job is
+// marked done, a verification pass after a read barrier counts the records
+// still below the target and, if any, scans every scheme again; and
+// raising the minimum decryption version or destroying a version scans
+// (after a read barrier, stopping at the first hit) for records that still
+// need it, refusing with ErrReencryptPending (run the job again with
+// StartReencrypt). The job also starts scanning only ReencryptGrace after
+// it was created, so that such stragglers usually land before the scan.
 
 const bucketReencrypt = "reencrypt" // key name -> ReencryptJob
 
@@ -63,14 +71,16 @@ func (n *Node) readReencryptJob(ctx context.Context, key string, mode raftstore.
 
 // reencryptStartOp returns the operation that starts a job re-encrypting
 // key's token records to target, or started false when a job for that
-// target exists already. A job for an older target is replaced (it starts
-// over: records below the new target may be anywhere).
+// target is running already. A job for an older target is replaced (it
+// starts over: records below the new target may be anywhere), and so is a
+// finished job for the same target (run again after records below it were
+// found, see checkNoneBelow).
 func (n *Node) reencryptStartOp(ctx context.Context, key string, target uint32, now time.Time) (raftstore.Op, bool, error) {
 	old, raw, found, err := n.readReencryptJob(ctx, key, raftstore.Linearizable)
 	if err != nil {
 		return raftstore.Op{}, false, err
 	}
-	if found && old.GetTargetVersion() >= target {
+	if found && (old.GetTargetVersion() > target || (old.GetTargetVersion() == target && !old.GetDone())) {
 		return raftstore.Op{}, false, nil
 	}
 	schemes, err := n.vaultedSchemesUsing(ctx, key)
