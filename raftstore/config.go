@@ -96,14 +96,14 @@ type Config struct {
 	// log, fsynced on a majority before anything is applied, covers the
 	// gap after a crash (see DESIGN.md). Larger bounds: fewer bbolt
 	// commits, more memory and more log to replay after a crash.
-	StateCommitInterval time.Duration // default 250ms
+	StateCommitInterval time.Duration // default 1s
 	StateCommitKeys     int           // default 65536
 	StateCommitBytes    int           // default 32 MiB
 }
 
 // Defaults of the grouped state commit.
 const (
-	defaultStateCommitInterval = 250 * time.Millisecond
+	defaultStateCommitInterval = time.Second
 	defaultStateCommitKeys     = 1 << 16
 	defaultStateCommitBytes    = 32 << 20
 )

@@ -103,6 +103,7 @@ what "make bench" runs.`,
 	fl.IntVar(&f.tune.maxBatch, "node-max-batch", 0, "with --local/--matrix: raft.max_batch_commands of the nodes (0: server default)")
 	fl.IntVar(&f.tune.maxInflight, "node-max-inflight", 0, "with --local/--matrix: raft.max_inflight_batches of the nodes (0: server default)")
 	fl.IntVar(&f.tune.hsmPool, "node-hsm-pool", 0, "with --local/--matrix: hsm.pool_size of the nodes (0: server default)")
+	fl.DurationVar(&f.tune.stateCommit, "node-state-commit", 0, "with --local/--matrix: raft.state_commit_interval of the nodes (0: server default)")
 	fl.StringVar(&f.raw, "raw", "", `measure raw limits instead: "all" or probes `+strings.Join(rawlimits.Probes(), ","))
 	fl.DurationVar(&f.rawDur, "raw-duration", 0, "time of each raw measurement (default: each probe's own)")
 	fl.BoolVar(&f.matrix, "matrix", false, "run the whole benchmark matrix and write --out")

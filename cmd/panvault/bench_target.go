@@ -30,6 +30,7 @@ type benchTarget struct {
 // settings (zero: the server's defaults).
 type clusterTuning struct {
 	maxBatch, maxInflight, hsmPool int
+	stateCommit                    time.Duration
 }
 
 // localClusterOptions are the devcluster options of the clusters bench
@@ -40,7 +41,8 @@ func localClusterOptions(dir string, nodes int, pprof bool, tune clusterTuning) 
 		return devcluster.Options{}, fmt.Errorf("locate the panvault binary: %w", err)
 	}
 	return devcluster.Options{Dir: dir, Nodes: nodes, Binary: bin, NodeLogLevel: "warn", Pprof: pprof,
-		MaxBatchCommands: tune.maxBatch, MaxInflightBatches: tune.maxInflight, HSMPoolSize: tune.hsmPool}, nil
+		MaxBatchCommands: tune.maxBatch, MaxInflightBatches: tune.maxInflight, HSMPoolSize: tune.hsmPool,
+		StateCommitInterval: tune.stateCommit}, nil
 }
 
 // openTarget connects to the PANVAULT_* cluster, or with local > 0 starts a

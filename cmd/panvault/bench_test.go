@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/panvault/panvault/vault/devcluster/devclustertest"
 	"github.com/panvault/panvault/vault/loadgen"
@@ -118,13 +119,14 @@ func TestBenchLocalCluster(t *testing.T) {
 // clusters are accepted by the server's strict config.
 func TestServerConfigDebugAndGroupCommit(t *testing.T) {
 	body := strings.Replace(validConfig, `snapshot_interval = "1s"`,
-		"snapshot_interval = \"1s\"\nmax_batch_commands = 1024\nmax_inflight_batches = 4", 1) +
+		"snapshot_interval = \"1s\"\nmax_batch_commands = 1024\nmax_inflight_batches = 4\nstate_commit_interval = \"2s\"", 1) +
 		"\n[debug]\npprof_addr = \"127.0.0.1:6060\"\n"
 	c, err := loadServerConfig(writeConfig(t, body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Debug.PprofAddr != "127.0.0.1:6060" || c.Raft.MaxBatchCommands != 1024 || c.Raft.MaxInflightBatches != 4 {
+	if c.Debug.PprofAddr != "127.0.0.1:6060" || c.Raft.MaxBatchCommands != 1024 || c.Raft.MaxInflightBatches != 4 ||
+		c.Raft.StateCommitInterval.Duration != 2*time.Second {
 		t.Fatalf("decoded %+v %+v", c.Debug, c.Raft)
 	}
 }

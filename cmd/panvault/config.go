@@ -91,6 +91,9 @@ type raftConfig struct {
 	// MaxInflightBatches the entries in flight at once.
 	MaxBatchCommands   int `toml:"max_batch_commands"`
 	MaxInflightBatches int `toml:"max_inflight_batches"`
+	// StateCommitInterval: how often applied writes are committed to the
+	// state DB (raftstore.Config.StateCommitInterval).
+	StateCommitInterval duration `toml:"state_commit_interval"`
 }
 
 type logConfig struct {
@@ -241,6 +244,7 @@ func (c *serverConfig) validate() error {
 		{"join_timeout", &c.JoinTimeout}, {"shutdown_timeout", &c.ShutdownTimeout},
 		{"raft.snapshot_interval", &c.Raft.SnapshotInterval}, {"raft.heartbeat_timeout", &c.Raft.HeartbeatTimeout},
 		{"raft.election_timeout", &c.Raft.ElectionTimeout}, {"raft.apply_timeout", &c.Raft.ApplyTimeout},
+		{"raft.state_commit_interval", &c.Raft.StateCommitInterval},
 	} {
 		if err := d.d.parse(d.key); err != nil {
 			return err
@@ -253,6 +257,9 @@ func (c *serverConfig) validate() error {
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return &configError{Key: "log.level", Reason: `want "debug", "info", "warn" or "error"`}
+	}
+	if v := c.Raft.StateCommitInterval.Duration; v != 0 && (v < 10*time.Millisecond || v > time.Minute) {
+		return &configError{Key: "raft.state_commit_interval", Reason: "must be between 10ms and 1m"}
 	}
 	if v := c.Raft.MaxBatchCommands; v < 0 || v > 4096 {
 		return &configError{Key: "raft.max_batch_commands", Reason: "must be between 0 (default) and 4096"}

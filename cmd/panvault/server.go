@@ -123,6 +123,8 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		ApplyTimeout:       cfg.Raft.ApplyTimeout.Duration,
 		MaxBatchCommands:   cfg.Raft.MaxBatchCommands,
 		MaxInflightBatches: cfg.Raft.MaxInflightBatches,
+
+		StateCommitInterval: cfg.Raft.StateCommitInterval.Duration,
 	})
 	if err != nil {
 		return fmt.Errorf("raft store: %w", err)

@@ -275,6 +275,7 @@ func (c *Cluster) writeConfigs() error {
 		nc.Raft.TrailingLogs = c.opts.TrailingLogs
 		nc.Raft.MaxBatchCommands = c.opts.MaxBatchCommands
 		nc.Raft.MaxInflightBatches = c.opts.MaxInflightBatches
+		nc.Raft.StateCommitInterval = durationString(c.opts.StateCommitInterval)
 		nc.HSM.PoolSize = c.opts.HSMPoolSize
 		if c.opts.Pprof {
 			if c.pprofAddrs == nil {

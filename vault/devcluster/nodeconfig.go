@@ -44,6 +44,8 @@ type nodeConfig struct {
 		// Group commit (see raftstore.Config).
 		MaxBatchCommands   int `toml:"max_batch_commands,omitzero"`
 		MaxInflightBatches int `toml:"max_inflight_batches,omitzero"`
+		// Grouped state commits (raftstore.Config.StateCommitInterval).
+		StateCommitInterval string `toml:"state_commit_interval,omitempty"`
 	} `toml:"raft"`
 	Debug struct {
 		PprofAddr string `toml:"pprof_addr,omitempty"`

@@ -29,9 +29,10 @@ type Options struct {
 	TrailingLogs      uint64
 	// Group commit and HSM session pool written to every node's config
 	// (zero: server defaults), for benchmarks that compare settings.
-	MaxBatchCommands   int
-	MaxInflightBatches int
-	HSMPoolSize        int
+	MaxBatchCommands    int
+	MaxInflightBatches  int
+	StateCommitInterval time.Duration
+	HSMPoolSize         int
 
 	// Pprof gives every node a net/http/pprof listener on a free loopback
 	// port (NodeInfo.PprofAddr), for profiling benchmarks. Off by default:
