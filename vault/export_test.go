@@ -49,3 +49,31 @@ func RecordsBelow(ctx context.Context, n *Node, key string, target uint32) (uint
 	}
 	return n.countBelow(ctx, key, schemes, target, 0)
 }
+
+// KeyRecordOf reads key name's replicated record (linearizable).
+func KeyRecordOf(ctx context.Context, n *Node, name string) (*vaultpb.KeyRecord, error) {
+	rec, _, err := n.readKeyRecord(ctx, name)
+	return rec, err
+}
+
+// InstallKeyRecord hands rec to n's key loader as a late read would.
+func InstallKeyRecord(ctx context.Context, n *Node, rec *vaultpb.KeyRecord) {
+	n.keyring.install(ctx, rec)
+}
+
+// LoadKeyVersion loads blob as key name's version into n's HSM through the
+// key loader, as a load racing a state change would.
+func LoadKeyVersion(ctx context.Context, n *Node, name string, version uint32, blob []byte) error {
+	return n.keyring.ensureLoaded(ctx, keys.KeyRef{ID: name, Version: version}, blob)
+}
+
+// KeyLoaded reports whether n's key loader holds key name's version
+// loaded, and whether n's HSM can use it (an HMAC with it succeeds).
+func KeyLoaded(ctx context.Context, n *Node, name string, version uint32) (loader, hsm bool) {
+	ref := keys.KeyRef{ID: name, Version: version}
+	n.keyring.mu.RLock()
+	_, loader = n.keyring.loaded[ref]
+	n.keyring.mu.RUnlock()
+	_, err := n.hsm.HMAC(ctx, ref, []byte("probe"))
+	return loader, err == nil
+}

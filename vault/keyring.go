@@ -142,9 +142,16 @@ func (k *keyring) loadAll(ctx context.Context) error {
 }
 
 // install records rec and brings the HSM in step with it, unless this node
-// is creating the key right now (CreateKey installs it when done).
+// is creating the key right now (CreateKey installs it when done). A copy
+// older than the installed one (lower revision: a linearizable read that
+// raced the watcher) is ignored, so it cannot bring a destroyed or retired
+// version back.
 func (k *keyring) install(ctx context.Context, rec *vaultpb.KeyRecord) {
 	k.mu.Lock()
+	if cur := k.recs[rec.GetName()]; cur != nil && rec.GetRevision() < cur.GetRevision() {
+		k.mu.Unlock()
+		return
+	}
 	k.recs[rec.GetName()] = rec
 	skip := k.pending[rec.GetName()] > 0
 	k.mu.Unlock()
@@ -191,10 +198,22 @@ func (k *keyring) ensureLoaded(ctx context.Context, ref keys.KeyRef, blob []byte
 	if err == nil && wk.Ref() != ref {
 		err = fmt.Errorf("%w: blob names %s", keys.ErrMalformedBlob, wk.Ref())
 	}
+	loadedNow := false
 	if err == nil {
 		_, err = k.n.hsm.LoadWrapped(ctx, blob)
+		loadedNow = err == nil
 	}
 	k.mu.Lock()
+	if loadedNow && !k.usableLocked(ref) {
+		// The version was retired or destroyed (or the key forgotten)
+		// while it loaded, and its unload may have run before: take it
+		// out again rather than leave it in the HSM.
+		k.mu.Unlock()
+		if uerr := k.n.hsm.Unload(ref); uerr != nil && !errors.Is(uerr, keys.ErrKeyNotFound) {
+			k.n.log.Error("unload key", "key", ref.String(), "err", uerr)
+		}
+		return fmt.Errorf("%w: %s changed state while loading", ErrKeyState, ref)
+	}
 	defer k.mu.Unlock()
 	if err != nil {
 		prev, seen := k.failed[ref]
@@ -214,6 +233,25 @@ func (k *keyring) ensureLoaded(ctx context.Context, ref keys.KeyRef, blob []byte
 	delete(k.failed, ref)
 	k.loaded[ref] = wk
 	return nil
+}
+
+// usableLocked reports whether the installed record of ref's key has ref
+// in a state that keeps it loaded. A key this node is creating (no record
+// yet) counts as usable. k.mu must be held.
+func (k *keyring) usableLocked(ref keys.KeyRef) bool {
+	rec := k.recs[ref.ID]
+	if rec == nil {
+		return k.pending[ref.ID] > 0
+	}
+	for _, v := range rec.GetVersions() {
+		if v.GetVersion() == ref.Version {
+			return usableState(v.GetState())
+		}
+	}
+	// A version newer than the installed record (resolve refreshes the
+	// record before loading such a version; a concurrent older copy was
+	// ignored): keep it.
+	return ref.Version > rec.GetLatestVersion()
 }
 
 // unload removes ref from the HSM if this keyring loaded it.

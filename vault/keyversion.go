@@ -23,9 +23,13 @@ import (
 // the replicated state and unloaded from every HSM; the version's metadata
 // stays, so its tokens fail with a clear KEY_VERSION_DESTROYED).
 
-// cloneKey returns a deep copy of rec.
+// cloneKey returns a deep copy of rec as its next revision: every change
+// of a stored key record starts here, so revisions only grow (the key
+// loader ignores older copies, keyring.install).
 func cloneKey(rec *vaultpb.KeyRecord) *vaultpb.KeyRecord {
-	return proto.Clone(rec).(*vaultpb.KeyRecord)
+	out := proto.Clone(rec).(*vaultpb.KeyRecord)
+	out.Revision = rec.GetRevision() + 1
+	return out
 }
 
 // rotatedRecord returns rec with version v (wrapped blob) added as the

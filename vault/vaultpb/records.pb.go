@@ -475,8 +475,13 @@ type KeyRecord struct {
 	// How long a version may encrypt or sign before rotation is due; 0: the
 	// purpose's default (vault/cryptoperiod.go).
 	CryptoperiodNanos int64 `protobuf:"varint,8,opt,name=cryptoperiod_nanos,json=cryptoperiodNanos,proto3" json:"cryptoperiod_nanos,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Bumped by every change of the record (rotation, retirement,
+	// destruction, master-key rewrap): a node's key loader ignores a copy
+	// older than the one it has, so a late read can never bring back a
+	// destroyed version.
+	Revision      uint64 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyRecord) Reset() {
@@ -561,6 +566,13 @@ func (x *KeyRecord) GetCreateUnixNanos() int64 {
 func (x *KeyRecord) GetCryptoperiodNanos() int64 {
 	if x != nil {
 		return x.CryptoperiodNanos
+	}
+	return 0
+}
+
+func (x *KeyRecord) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
 	}
 	return 0
 }
@@ -1141,7 +1153,7 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.panvault.vault.v1.KeyStateR\x05state\x12\x18\n" +
 	"\awrapped\x18\x03 \x01(\fR\awrapped\x12*\n" +
 	"\x11create_unix_nanos\x18\x04 \x01(\x03R\x0fcreateUnixNanos\x12(\n" +
-	"\x10state_unix_nanos\x18\x05 \x01(\x03R\x0estateUnixNanos\"\xec\x02\n" +
+	"\x10state_unix_nanos\x18\x05 \x01(\x03R\x0estateUnixNanos\"\x88\x03\n" +
 	"\tKeyRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bkey_type\x18\x02 \x01(\rR\akeyType\x127\n" +
@@ -1150,7 +1162,8 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x0elatest_version\x18\x05 \x01(\rR\rlatestVersion\x124\n" +
 	"\x16min_decryption_version\x18\x06 \x01(\rR\x14minDecryptionVersion\x12*\n" +
 	"\x11create_unix_nanos\x18\a \x01(\x03R\x0fcreateUnixNanos\x12-\n" +
-	"\x12cryptoperiod_nanos\x18\b \x01(\x03R\x11cryptoperiodNanos\"\xdb\x01\n" +
+	"\x12cryptoperiod_nanos\x18\b \x01(\x03R\x11cryptoperiodNanos\x12\x1a\n" +
+	"\brevision\x18\t \x01(\x04R\brevision\"\xdb\x01\n" +
 	"\vTokenRecord\x12\x1f\n" +
 	"\vkey_version\x18\x01 \x01(\rR\n" +
 	"keyVersion\x12\x16\n" +
