@@ -47,22 +47,8 @@ func (n *Node) deleteToken(ctx context.Context, e *schemeEntry, token string, id
 			if err != nil {
 				return false, err
 			}
-			ops = append(ops,
-				raftstore.CompareAndSet(bucketTokens, key, v, v), // unchanged since our read
-				raftstore.Delete(bucketTokens, key))
-			if fp := rec.GetFingerprint(); len(fp) > 0 {
-				cur, ok, err := n.store.Get(ctx, bucketFP, fp, raftstore.Stale)
-				if err != nil {
-					return false, err
-				}
-				if ok && string(cur) == token { // the index still points here
-					ops = append(ops,
-						raftstore.CompareAndSet(bucketFP, fp, cur, cur),
-						raftstore.Delete(bucketFP, fp))
-				}
-			}
-			if ik := rec.GetIdemKey(); len(ik) > 0 {
-				ops = append(ops, raftstore.Delete(bucketIdem, ik))
+			if ops, err = n.tokenDeleteOps(ctx, key, token, v, rec); err != nil {
+				return false, err
 			}
 		} else {
 			// Assert the token is still absent without leaving a trace.
@@ -118,4 +104,42 @@ func decodeDeleteReply(v []byte) (bool, error) {
 		return false, fmt.Errorf("%w: request_id already used by another method", ErrAlreadyExists)
 	}
 	return d.GetDeleted(), nil
+}
+
+// tokenDeleteOps returns the operations that remove a token record read as
+// v (compare-and-set: unchanged since the read), its fingerprint entry when
+// it still points to this token, and the idempotency record that created
+// it when that record still names this token (a request id may have been
+// reused after the record's retention). Reads are local: callers read
+// after a read barrier, and the compare-and-sets catch later changes.
+func (n *Node) tokenDeleteOps(ctx context.Context, key []byte, token string, v []byte, rec *vaultpb.TokenRecord) ([]raftstore.Op, error) {
+	ops := []raftstore.Op{
+		raftstore.CompareAndSet(bucketTokens, key, v, v), // unchanged since our read
+		raftstore.Delete(bucketTokens, key),
+	}
+	if fp := rec.GetFingerprint(); len(fp) > 0 {
+		cur, ok, err := n.store.Get(ctx, bucketFP, fp, raftstore.Stale)
+		if err != nil {
+			return nil, err
+		}
+		if ok && string(cur) == token { // the index still points here
+			ops = append(ops,
+				raftstore.CompareAndSet(bucketFP, fp, cur, cur),
+				raftstore.Delete(bucketFP, fp))
+		}
+	}
+	if ik := rec.GetIdemKey(); len(ik) > 0 {
+		cur, ok, err := n.store.Get(ctx, bucketIdem, ik, raftstore.Stale)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if ir, err := decodeIdem(cur); err == nil && ir.GetTokenize().GetToken() == token {
+				ops = append(ops,
+					raftstore.CompareAndSet(bucketIdem, ik, cur, cur),
+					raftstore.Delete(bucketIdem, ik))
+			}
+		}
+	}
+	return ops, nil
 }

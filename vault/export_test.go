@@ -77,3 +77,31 @@ func KeyLoaded(ctx context.Context, n *Node, name string, version uint32) (loade
 	_, err := n.hsm.HMAC(ctx, ref, []byte("probe"))
 	return loader, err == nil
 }
+
+// TokenStored reports whether n's local state holds a record for token in
+// scheme sc.
+func TokenStored(ctx context.Context, n *Node, sc, token string) bool {
+	_, found, err := n.store.Get(ctx, bucketTokens, tokenKey(sc, token), raftstore.Stale)
+	return err == nil && found
+}
+
+// BucketLen counts the entries of one of the vault's buckets in n's local
+// state ("tokens", "fp", "idem").
+func BucketLen(ctx context.Context, n *Node, bucket string) (int, error) {
+	count := 0
+	var after []byte
+	for {
+		kvs, more, err := n.store.Scan(ctx, bucket, raftstore.ScanOptions{After: after, Limit: raftstore.MaxScanLimit, Mode: raftstore.Stale})
+		if err != nil {
+			return 0, err
+		}
+		count += len(kvs)
+		if !more || len(kvs) == 0 {
+			return count, nil
+		}
+		after = kvs[len(kvs)-1].Key
+	}
+}
+
+// PauseExpirySweep stops (or resumes) n's expiry sweep.
+func PauseExpirySweep(n *Node, paused bool) { n.sweepPaused.Store(paused) }

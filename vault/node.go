@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panvault/panvault/keys"
@@ -48,6 +49,12 @@ type Config struct {
 	// CryptoperiodCheck is how often cryptoperiods are checked (0:
 	// DefaultCryptoperiodCheck).
 	CryptoperiodCheck time.Duration
+	// IdemRetention is how long idempotency records are kept (0:
+	// DefaultIdemRetention); SweepBatch how many records of each bucket
+	// the expiry sweep looks at per JobInterval (0: DefaultSweepBatch, at
+	// most raftstore.MaxScanLimit). See expirysweep.go.
+	IdemRetention time.Duration
+	SweepBatch    int
 }
 
 // withDefaults fills the zero fields of the job settings.
@@ -72,6 +79,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CryptoperiodCheck <= 0 {
 		c.CryptoperiodCheck = DefaultCryptoperiodCheck
+	}
+	if c.IdemRetention <= 0 {
+		c.IdemRetention = DefaultIdemRetention
+	}
+	if c.SweepBatch <= 0 {
+		c.SweepBatch = DefaultSweepBatch
+	}
+	if c.SweepBatch > raftstore.MaxScanLimit {
+		c.SweepBatch = raftstore.MaxScanLimit
 	}
 	return c
 }
@@ -107,6 +123,10 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	closeOnce sync.Once
+
+	// sweepPaused stops the expiry sweep (tests pause it to observe
+	// expired records before they are removed).
+	sweepPaused atomic.Bool
 }
 
 // New starts a vault node: it subscribes to the replicated key bucket, loads
@@ -156,7 +176,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if _, ok := n.hsm.MasterKeyKCV(); !ok {
 		n.log.Error("hsm has no master key: no working key can be loaded until one is", "token", n.hsm.Token().Label)
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.runExpirySweep()
 	go n.followMasterKey()
 	go n.reenc.run()
 	go n.runCryptoperiods()

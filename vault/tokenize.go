@@ -25,6 +25,9 @@ const methodTokenize = "tokenize"
 type tokItem struct {
 	pan  card.PAN
 	idem []byte // idempotency record key; nil without a request id
+	// The stored idempotency record when its token expired (or was
+	// deleted): the new record replaces it with compare-and-set.
+	expectIdem []byte
 
 	// Deterministic schemes, filled as the item progresses.
 	fp       []byte // key in bucketFP
@@ -210,7 +213,11 @@ func (p *tokPlan) cmdOps(e *schemeEntry, it *tokItem) {
 	}
 	if it.idem != nil {
 		p.opIdem = len(p.ops)
-		p.ops = append(p.ops, raftstore.PutIfAbsent(bucketIdem, it.idem, p.idem))
+		if it.expectIdem != nil {
+			p.ops = append(p.ops, raftstore.CompareAndSet(bucketIdem, it.idem, it.expectIdem, p.idem))
+		} else {
+			p.ops = append(p.ops, raftstore.PutIfAbsent(bucketIdem, it.idem, p.idem))
+		}
 	}
 }
 
@@ -227,12 +234,17 @@ func (n *Node) settleToken(ctx context.Context, e *schemeEntry, it *tokItem, p t
 	case f == p.opTok:
 		return true // token collision: draw again
 	case f == p.opIdem:
+		if existing == nil { // the record we expected was removed since
+			it.expectIdem = nil
+			return true
+		}
 		resp, ok, err := n.resolveIdem(ctx, e, it, existing)
 		if err != nil || ok {
 			r.resp, r.err = resp, err
 			return false
 		}
-		return true // the record was deleted with its token since: try again
+		it.expectIdem = existing // its token is gone or expired: replace it
+		return true
 	case f == p.opFP:
 		// Another request indexed this PAN first (or the dead entry we saw
 		// changed). Use its token if it is live.
@@ -315,7 +327,10 @@ func (n *Node) lookupIdem(ctx context.Context, e *schemeEntry, items []*tokItem,
 		}
 		resp, ok, err := n.resolveIdem(ctx, e, items[i], got[j].Value)
 		if !ok && err == nil {
-			continue // deleted with its token since our read: proceed
+			// Its token was deleted or expired: proceed as a new request
+			// that replaces the record.
+			items[i].expectIdem = got[j].Value
+			continue
 		}
 		res[i].resp, res[i].err = resp, err
 		done = append(done, i)
@@ -327,7 +342,8 @@ func (n *Node) lookupIdem(ctx context.Context, e *schemeEntry, items []*tokItem,
 // recorded reply if the recorded token's PAN is the item's PAN, else
 // ErrAlreadyExists. ok is false when the recorded token no longer exists
 // (DeleteToken removes it together with its idempotency record, after our
-// read of the latter): the item then proceeds as a new request.
+// read of the latter) or has expired: the item then proceeds as a new
+// request that replaces the record (tokItem.expectIdem).
 func (n *Node) resolveIdem(ctx context.Context, e *schemeEntry, it *tokItem, v []byte) (*pb.TokenizeResponse, bool, error) {
 	rec, err := decodeIdem(v)
 	if err != nil {
@@ -347,6 +363,9 @@ func (n *Node) resolveIdem(ctx context.Context, e *schemeEntry, it *tokItem, v [
 	trec, err := decodeToken(tv)
 	if err != nil {
 		return nil, true, err
+	}
+	if n.expired(trec) {
+		return nil, false, nil
 	}
 	pan, err := n.openPAN(ctx, e, reply.GetToken(), trec)
 	if err != nil {
