@@ -330,3 +330,22 @@ func (s *Store) Scan(ctx context.Context, bucket string, opt ScanOptions) (kvs [
 	})
 	return kvs, more, err
 }
+
+// LastLeaderContact returns how long ago this node last heard from the Raft
+// leader: zero on the leader itself (a deposed leader steps down within
+// LeaderLeaseTimeout), ok false when it knows no leader or has never heard
+// from one. Stale readers use it to bound how far behind their local state
+// may be.
+func (s *Store) LastLeaderContact() (since time.Duration, ok bool) {
+	if s.raft.State() == raft.Leader {
+		return 0, true
+	}
+	if addr, _ := s.raft.LeaderWithID(); addr == "" {
+		return 0, false
+	}
+	t := s.raft.LastContact()
+	if t.IsZero() {
+		return 0, false
+	}
+	return time.Since(t), true
+}

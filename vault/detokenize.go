@@ -64,6 +64,14 @@ func (n *Node) detokenize(ctx context.Context, e *schemeEntry, tokens []string, 
 		n.detokenizeFF1(ctx, e, tokens, ok, masked, ff1Version, res)
 		return res
 	}
+	if mode == raftstore.Stale {
+		if err := n.checkStaleness(); err != nil {
+			for _, i := range ok {
+				res[i].err = err
+			}
+			return res
+		}
+	}
 	n.detokenizeVaulted(ctx, e, tokens, ok, mode, masked, res)
 	return res
 }

@@ -44,6 +44,10 @@ var (
 	ErrWrongMode = errors.New("operation does not apply to this scheme mode")
 	// ErrTokenSpace: no unused token was found after several draws.
 	ErrTokenSpace = errors.New("no unused token found; the scheme's token space is crowded")
+	// ErrStaleReadTooOld: a STALE read was refused because this node has
+	// not heard from the Raft leader within Config.MaxStaleness, so its
+	// local state may be arbitrarily old. Retry, or read linearizably.
+	ErrStaleReadTooOld = errors.New("stale read refused: this node has lost contact with the leader")
 	// ErrUnsupported: a valid request this version does not implement.
 	ErrUnsupported = errors.New("not supported")
 	// ErrCorruptRecord: a stored record does not decode, or a sealed PAN

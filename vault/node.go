@@ -55,6 +55,9 @@ type Config struct {
 	// most raftstore.MaxScanLimit). See expirysweep.go.
 	IdemRetention time.Duration
 	SweepBatch    int
+	// MaxStaleness bounds STALE reads: a node that has not heard from the
+	// leader for longer refuses them (0: DefaultMaxStaleness; staleness.go).
+	MaxStaleness time.Duration
 }
 
 // withDefaults fills the zero fields of the job settings.
@@ -79,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CryptoperiodCheck <= 0 {
 		c.CryptoperiodCheck = DefaultCryptoperiodCheck
+	}
+	if c.MaxStaleness <= 0 {
+		c.MaxStaleness = DefaultMaxStaleness
 	}
 	if c.IdemRetention <= 0 {
 		c.IdemRetention = DefaultIdemRetention

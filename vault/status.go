@@ -120,6 +120,7 @@ var statusTable = []statusRule{
 	// Retry later (with the same request id where there is one).
 	{raftstore.ErrUnknownOutcome, codes.Unavailable, "OUTCOME_UNKNOWN", unknownOutcomeMsg},
 	{raftstore.ErrNoLeader, codes.Unavailable, "NO_LEADER", ""},
+	{ErrStaleReadTooOld, codes.Unavailable, "STALE_READ_TOO_OLD", ""},
 	{raftstore.ErrNotLeader, codes.Unavailable, "NOT_LEADER", ""},
 	{raftstore.ErrNotApplied, codes.Unavailable, "NOT_APPLIED", ""},
 	{raftstore.ErrStopped, codes.Unavailable, "NODE_STOPPED", ""},

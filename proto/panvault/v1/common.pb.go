@@ -135,8 +135,14 @@ const (
 	// The answering node reads its local state only (lowest latency). The answer
 	// may miss writes acknowledged very recently by other nodes; a stale miss is
 	// still checked with the leader before NOT_FOUND is returned, so STALE never
-	// reports "not found" for a token that exists. It may, for a short time,
-	// still return a token that was just deleted.
+	// reports "not found" for a token that exists. Bound: the node answers only
+	// while it has heard from the Raft leader within the server's max staleness
+	// (default 2 s; the leader itself always answers); otherwise the read fails
+	// with UNAVAILABLE, reason STALE_READ_TOO_OLD (retry, or read
+	// linearizably). So a STALE answer reflects the node's state at some moment
+	// within about that bound before the request, plus that moment's
+	// replication lag: a token deleted within that window may still be
+	// returned with its PAN. FF1 schemes read no state and are unaffected.
 	Consistency_CONSISTENCY_STALE Consistency = 2
 )
 
