@@ -74,7 +74,7 @@ type Config struct {
 	// Group commit. MaxBatchCommands and MaxBatchBytes bound one Raft
 	// entry; QueueSize bounds proposals waiting for the committer;
 	// MaxInflightBatches bounds batches submitted but not yet answered.
-	MaxBatchCommands   int // default 512
+	MaxBatchCommands   int // default 1024
 	MaxBatchBytes      int // default 1 MiB
 	QueueSize          int // default 4096
 	MaxInflightBatches int // default 2
@@ -169,7 +169,7 @@ func (c *Config) withDefaults() (Config, error) {
 		out.TrailingLogs = 10240
 	}
 	setInt(&out.RetainSnapshots, 2)
-	setInt(&out.MaxBatchCommands, 512)
+	setInt(&out.MaxBatchCommands, 1024)
 	setInt(&out.MaxBatchBytes, 1<<20)
 	setInt(&out.QueueSize, 4096)
 	setInt(&out.MaxInflightBatches, 2)

@@ -15,11 +15,14 @@ import (
 
 // Group commit. Proposals wait in a bounded queue; one committer goroutine
 // takes up to MaxBatchCommands commands or MaxBatchBytes bytes into a batch
-// as soon as one of MaxInflightBatches slots is free, and a deliverer
-// goroutine per batch either appends it as ONE Raft entry (on the leader)
-// or forwards it in one RPC to the leader. While the slots are busy the
-// queue fills, so the batch size adapts to load: one command per entry when
-// idle, hundreds under concurrency.
+// as soon as a slot is free, and a deliverer goroutine per batch either
+// appends it as ONE Raft entry (on the leader) or forwards it in one RPC to
+// the leader. The first slot is taken at once; the others (up to
+// MaxInflightBatches) only by a batch of at least minParallel commands, so
+// a small batch waits for the one in flight and grows meanwhile. The batch
+// size thus adapts to load: one command per entry when idle, tens under
+// unary concurrency (one entry in flight: fewest fsyncs per command),
+// pipelined entries of hundreds under batch requests.
 //
 // Outcome rules, which callers rely on for retries:
 //   - a proposal still queued when its context ends is removed and reported
@@ -58,7 +61,10 @@ type committer struct {
 	s     *Store
 	queue chan *proposal
 	slots chan struct{}
-	stop  chan struct{}
+	freed chan struct{} // signalled when a slot is released
+	// minParallel is the smallest batch sent while another is in flight.
+	minParallel int
+	stop        chan struct{}
 
 	sealMu sync.RWMutex
 	sealed bool
@@ -73,12 +79,17 @@ type committer struct {
 
 func newCommitter(s *Store) *committer {
 	c := &committer{
-		s:        s,
-		queue:    make(chan *proposal, s.cfg.QueueSize),
-		slots:    make(chan struct{}, s.cfg.MaxInflightBatches),
-		stop:     make(chan struct{}),
-		runDone:  make(chan struct{}),
-		raftDown: make(chan struct{}),
+		s:     s,
+		queue: make(chan *proposal, s.cfg.QueueSize),
+		slots: make(chan struct{}, s.cfg.MaxInflightBatches),
+		freed: make(chan struct{}, 1),
+		// A quarter of a full batch: unary traffic from tens of clients
+		// stays below it (one batch in flight), backlogs of batch
+		// requests reach it at once (pipelined).
+		minParallel: max(s.cfg.MaxBatchCommands/4, 1),
+		stop:        make(chan struct{}),
+		runDone:     make(chan struct{}),
+		raftDown:    make(chan struct{}),
 	}
 	go c.run()
 	return c
@@ -131,23 +142,54 @@ func (c *committer) run() {
 				return
 			}
 		}
-		select {
-		case c.slots <- struct{}{}:
-		case <-c.stop:
-			c.failQueued(first, ErrClosed)
-			return
+		pending, size := []*proposal{first}, first.size
+		full := func() bool {
+			return len(pending) >= c.s.cfg.MaxBatchCommands || size >= c.s.cfg.MaxBatchBytes
 		}
-		batch := make([]*proposal, 0, 8)
-		size := 0
+		// Wait for a slot. A second batch goes out while one is in flight
+		// only once it has at least minParallel commands: small batches
+		// wait for the one in flight and grow meanwhile (fewer, larger
+		// entries: fewer fsyncs per command), large backlogs are pipelined.
+		for {
+			inflight := len(c.slots)
+			if inflight == 0 || (inflight < cap(c.slots) && (len(pending) >= c.minParallel || full())) {
+				break
+			}
+			queue := c.queue
+			if full() || carry != nil {
+				queue = nil // take no more; wait for a slot
+			}
+			select {
+			case <-c.freed:
+			case p := <-queue:
+				if size+p.size > c.s.cfg.MaxBatchBytes {
+					carry = p
+					continue
+				}
+				pending = append(pending, p)
+				size += p.size
+			case <-c.stop:
+				for _, p := range pending {
+					c.failQueued(p, ErrClosed)
+				}
+				c.failQueued(carry, ErrClosed)
+				return
+			}
+		}
+		c.slots <- struct{}{} // never blocks: only this goroutine adds
+		batch := make([]*proposal, 0, len(pending)+8)
+		size = 0
 		take := func(p *proposal) {
 			if p.state.CompareAndSwap(propQueued, propTaken) {
 				batch = append(batch, p)
 				size += p.size
 			}
 		}
-		take(first)
+		for _, p := range pending {
+			take(p)
+		}
 	fill:
-		for len(batch) < c.s.cfg.MaxBatchCommands {
+		for carry == nil && len(batch) < c.s.cfg.MaxBatchCommands {
 			select {
 			case p := <-c.queue:
 				if len(batch) > 0 && size+p.size > c.s.cfg.MaxBatchBytes {
@@ -160,15 +202,24 @@ func (c *committer) run() {
 			}
 		}
 		if len(batch) == 0 {
-			<-c.slots
+			c.release()
 			continue
 		}
 		c.deliverers.Add(1)
 		go func() {
 			defer c.deliverers.Done()
-			defer func() { <-c.slots }()
+			defer c.release()
 			c.deliver(batch)
 		}()
+	}
+}
+
+// release frees a slot and wakes the committer if it waits for one.
+func (c *committer) release() {
+	<-c.slots
+	select {
+	case c.freed <- struct{}{}:
+	default:
 	}
 }
 
