@@ -132,7 +132,8 @@ func (t *benchTarget) maxRSS() (uint64, error) {
 }
 
 // profile starts collecting a CPU profile of every local node over the
-// measured window (after warmup, for duration) into dir/nodeN.cpu.pprof.
+// measured window (after warmup, for duration) into dir/nodeN.cpu.pprof,
+// then a heap profile into dir/nodeN.heap.pprof.
 // The returned function waits for the profiles and reports failures.
 func (t *benchTarget) profile(ctx context.Context, dir string, warmup, duration time.Duration) func() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -152,8 +153,10 @@ func (t *benchTarget) profile(ctx context.Context, dir string, warmup, duration 
 				errs[i] = ctx.Err()
 				return
 			}
-			errs[i] = fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.PprofAddr, secs),
-				filepath.Join(dir, n.ID+".cpu.pprof"))
+			errs[i] = errors.Join(
+				fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.PprofAddr, secs),
+					filepath.Join(dir, n.ID+".cpu.pprof")),
+				fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/heap", n.PprofAddr), filepath.Join(dir, n.ID+".heap.pprof")))
 		})
 	}
 	return func() error {

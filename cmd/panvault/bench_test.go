@@ -80,8 +80,10 @@ func TestBenchLocalCluster(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"node1", "node2", "node3"} {
-		if st, err := os.Stat(filepath.Join(profiles, n+".cpu.pprof")); err != nil || st.Size() == 0 {
-			t.Errorf("profile of %s: %v", n, err)
+		for _, kind := range []string{".cpu.pprof", ".heap.pprof"} {
+			if st, err := os.Stat(filepath.Join(profiles, n+kind)); err != nil || st.Size() == 0 {
+				t.Errorf("profile %s of %s: %v", kind, n, err)
+			}
 		}
 	}
 
@@ -128,5 +130,21 @@ func TestServerConfigDebugAndGroupCommit(t *testing.T) {
 	if c.Debug.PprofAddr != "127.0.0.1:6060" || c.Raft.MaxBatchCommands != 1024 || c.Raft.MaxInflightBatches != 4 ||
 		c.Raft.StateCommitInterval.Duration != 2*time.Second {
 		t.Fatalf("decoded %+v %+v", c.Debug, c.Raft)
+	}
+}
+
+func TestServerConfigRuntime(t *testing.T) {
+	c, err := loadServerConfig(writeConfig(t, validConfig+"\n[runtime]\ngc_percent = 200\nmemory_limit_mib = 768\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtime.GCPercent != 200 || c.Runtime.MemoryLimitMiB != 768 {
+		t.Fatalf("decoded %+v", c.Runtime)
+	}
+	for _, bad := range []string{"gc_percent = 5", "memory_limit_mib = 10", "memory_limit_mib = -1"} {
+		_, err := loadServerConfig(writeConfig(t, validConfig+"\n[runtime]\n"+bad+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "runtime.") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 }

@@ -71,6 +71,7 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	}
 	defer lis.Close()
 
+	applyRuntimeConfig(cfg.Runtime, log)
 	if cfg.Debug.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.Debug.PprofAddr, log)
 		if err != nil {

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,10 @@ type PrefillOptions struct {
 	First uint64
 	// Timeout bounds each call; default 30s.
 	Timeout time.Duration
+	// Progress, if set, gets a line with the count stored so far every
+	// ProgressInterval (default 10s).
+	Progress         io.Writer
+	ProgressInterval time.Duration
 }
 
 // PrefillResult says what a Prefill stored.
@@ -72,7 +77,30 @@ func Prefill(ctx context.Context, conns []grpc.ClientConnInterface, o PrefillOpt
 		return PrefillResult{}, fmt.Errorf("%w: negative timeout", ErrInvalidOptions)
 	}
 	start := time.Now()
-	stored, err := tokenizeRange(ctx, conns, o, nil)
+	var done atomic.Int64
+	if o.Progress != nil {
+		every := o.ProgressInterval
+		if every <= 0 {
+			every = 10 * time.Second
+		}
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					n := done.Load()
+					fmt.Fprintf(o.Progress, "prefill %s/%s tokens, %s/s\n", groupDigits(uint64(n)), groupDigits(uint64(o.Count)),
+						groupDigits(uint64(float64(n)/time.Since(start).Seconds())))
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	stored, err := tokenizeRange(ctx, conns, o, &done, nil)
 	return PrefillResult{Seed: o.Seed, Stored: stored, Elapsed: time.Since(start)}, err
 }
 
@@ -80,7 +108,7 @@ func Prefill(ctx context.Context, conns []grpc.ClientConnInterface, o PrefillOpt
 // batches, and calls keep (if not nil) with each PAN's offset in the range
 // and its token. keep may be called from several goroutines, but never twice
 // for one offset.
-func tokenizeRange(ctx context.Context, conns []grpc.ClientConnInterface, o PrefillOptions, keep func(off int, token string)) (int, error) {
+func tokenizeRange(ctx context.Context, conns []grpc.ClientConnInterface, o PrefillOptions, stored *atomic.Int64, keep func(off int, token string)) (int, error) {
 	if len(conns) == 0 {
 		return 0, ErrNoTargets
 	}
@@ -91,7 +119,9 @@ func tokenizeRange(ctx context.Context, conns []grpc.ClientConnInterface, o Pref
 	}
 	batches := (o.Count + o.Batch - 1) / o.Batch
 	var next atomic.Int64
-	var stored atomic.Int64
+	if stored == nil {
+		stored = new(atomic.Int64)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for w := range min(o.Concurrency, batches) {
 		client := clients[w%len(clients)]
@@ -143,7 +173,7 @@ func buildPool(ctx context.Context, conns []grpc.ClientConnInterface, o Options)
 	_, err := tokenizeRange(ctx, conns, PrefillOptions{
 		Scheme: o.Scheme, Count: o.PoolSize, Batch: DefaultBatch, Concurrency: min(o.Concurrency, 16),
 		Seed: o.Seed, First: first, Timeout: 30 * time.Second,
-	}, func(off int, token string) {
+	}, nil, func(off int, token string) {
 		pool[off] = poolEntry{token: token, pan: pans.PAN(first + uint64(off))}
 	})
 	if err != nil {

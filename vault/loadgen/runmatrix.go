@@ -74,7 +74,8 @@ func runWorkload(ctx context.Context, w Workload, o MatrixOptions) (res Workload
 		if batch == 0 {
 			batch = 500
 		}
-		if _, err := Prefill(ctx, conns, PrefillOptions{Scheme: w.Options.Scheme, Count: w.Prefill, Batch: batch, Concurrency: conc}); err != nil {
+		if _, err := Prefill(ctx, conns, PrefillOptions{Scheme: w.Options.Scheme, Count: w.Prefill, Batch: batch, Concurrency: conc,
+			Progress: o.Progress}); err != nil {
 			res.Err = fmt.Errorf("prefill %d: %w", w.Prefill, err)
 			return res
 		}
