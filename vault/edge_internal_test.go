@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -220,5 +221,81 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCoalescerLingers: a caller alone never waits for company (with a
+// linger of an hour its calls would hang), while callers that keep calling
+// concurrently end up sharing batches although each batch runs instantly.
+func TestCoalescerLingers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := &Node{ctx: ctx, cancel: cancel, log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))}
+	r := newFF1Registry(n)
+	var mu sync.Mutex
+	var sizes []int
+	double := func(in []int) ([]int, []error, error) {
+		mu.Lock()
+		sizes = append(sizes, len(in))
+		mu.Unlock()
+		out := make([]int, len(in))
+		for i, x := range in {
+			out[i] = 2 * x
+		}
+		return out, make([]error, len(in)), nil
+	}
+
+	alone := newLingeringCoalescer(r, double, time.Hour)
+	done := make(chan error, 1)
+	go func() {
+		for i := range 200 {
+			if out, err := alone.do(context.Background(), i); err != nil || out != 2*i {
+				done <- fmt.Errorf("call %d: %d %v", i, out, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a single sequential caller waited for other calls")
+	}
+
+	mu.Lock()
+	sizes = nil
+	mu.Unlock()
+	together := newLingeringCoalescer(r, double, 20*time.Millisecond)
+	const callers, each = 8, 40
+	errc := make(chan error, callers)
+	for w := range callers {
+		go func() {
+			for i := range each {
+				x := w*1000 + i
+				if out, err := together.do(context.Background(), x); err != nil || out != 2*x {
+					errc <- fmt.Errorf("call %d: %d %v", x, out, err)
+					return
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			errc <- nil
+		}()
+	}
+	for range callers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, s := range sizes {
+		total += s
+	}
+	if total != callers*each || float64(total)/float64(len(sizes)) < 3 {
+		t.Fatalf("%d calls in %d batches: %v", total, len(sizes), sizes)
 	}
 }
