@@ -299,3 +299,73 @@ func TestCoalescerLingers(t *testing.T) {
 		t.Fatalf("%d calls in %d batches: %v", total, len(sizes), sizes)
 	}
 }
+
+// TestCoalescerMergesBatchJobs: the items of concurrent batch calls queued
+// behind a running batch run together in one batch (up to maxCoalesce
+// items), and each call gets its own results in its own order.
+func TestCoalescerMergesBatchJobs(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := &Node{ctx: ctx, cancel: cancel, log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))}
+	r := newFF1Registry(n)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	c := newCoalescer(r, func(in []int) ([]int, []error, error) {
+		mu.Lock()
+		sizes = append(sizes, len(in))
+		first := len(sizes) == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		out, errs := make([]int, len(in)), make([]error, len(in))
+		for i, x := range in {
+			out[i] = 3 * x
+			if x%7 == 0 {
+				errs[i] = card.ErrLuhn
+			}
+		}
+		return out, errs, nil
+	})
+	go func() { _, _, _ = c.doMany(context.Background(), []int{1}) }()
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == 1 })
+	const calls, each = 6, 100 // 600 items: one batch
+	errc := make(chan error, calls)
+	for k := range calls {
+		go func() {
+			in := make([]int, each)
+			for i := range in {
+				in[i] = k*each + i + 1
+			}
+			out, errs, err := c.doMany(context.Background(), in)
+			if err == nil && (len(out) != each || len(errs) != each) {
+				err = fmt.Errorf("call %d: %d results", k, len(out))
+			}
+			for i := 0; err == nil && i < each; i++ {
+				switch {
+				case in[i]%7 == 0 && !errors.Is(errs[i], card.ErrLuhn):
+					err = fmt.Errorf("call %d item %d: error lost", k, i)
+				case in[i]%7 != 0 && (errs[i] != nil || out[i] != 3*in[i]):
+					err = fmt.Errorf("call %d item %d: %d %v", k, i, out[i], errs[i])
+				}
+			}
+			errc <- err
+		}()
+	}
+	waitFor(t, func() bool { return len(c.q) == calls })
+	close(release)
+	for range calls {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := c.doMany(context.Background(), make([]int, maxCoalesce+1)); err == nil {
+		t.Error("a call larger than maxCoalesce accepted")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 2 || sizes[1] != calls*each {
+		t.Fatalf("batches %v, want [1 %d]", sizes, calls*each)
+	}
+}

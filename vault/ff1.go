@@ -13,18 +13,18 @@ import (
 	"github.com/panvault/panvault/vault/vaultpb"
 )
 
-// FF1 coalescing limits. A coalescer has one worker: it takes whatever is
-// queued when it is free, up to maxCoalesce items, and runs it as one
-// batch. Nothing waits for more work to arrive, so an idle vault adds no
-// latency; under load, calls queue while a batch is in the HSM and the next
-// batch takes them all, paying the HSM's fixed per-batch cost (about ten
-// calls, whatever the batch size) once instead of once per call. One worker
-// is enough (a batch of 100 costs about what a batch of 1 does) and, on a
-// small machine, several workers each grabbing a single call defeat the
-// gathering (measured: 2.9 calls per batch with one worker, 1.03 with two,
-// at 16 concurrent callers on 2 cores).
+// FF1 coalescing limits. A coalescer has one worker: it takes whatever calls
+// are queued when it is free (single items and batch requests), up to
+// maxCoalesce items, and runs them as one batch, paying the HSM's fixed
+// per-batch cost (about ten calls per PAN length, whatever the batch size)
+// once instead of once per call. One worker is enough (a batch of 100 costs
+// about what a batch of 1 does) and, on a small machine, several workers
+// each grabbing a single call defeat the gathering (measured: 2.9 calls per
+// batch with one worker, 1.03 with two, at 16 concurrent callers on 2
+// cores). Batch requests go through it too: 64 concurrent requests of 100
+// PANs cost 3.0 µs of node CPU per PAN merged, 7.1 µs each on its own.
 const (
-	maxCoalesce     = 256
+	maxCoalesce     = MaxBatchItems * 2
 	coalesceQueue   = 4096
 	coalesceWorkers = 1
 )
@@ -42,6 +42,7 @@ const (
 const (
 	coalesceLinger = 500 * time.Microsecond
 	lingerBatch    = 32
+	lingerItems    = MaxBatchItems
 	probeEvery     = 32
 	probeLinger    = 100 * time.Microsecond
 )
@@ -170,12 +171,14 @@ func (n *Node) tokenizeFF1(ctx context.Context, e *schemeEntry, items []*tokItem
 	for i, it := range items {
 		pans[i] = it.pan
 	}
-	rs, err := eng.tok.TokenizeBatch(pans)
+	// Through the coalescer too: concurrent batch requests share HSM
+	// calls (each FF1 round of each PAN length is one ECB call).
+	toks, errs, err := eng.enc.doMany(ctx, pans)
 	for i := range items {
 		if err != nil {
 			set(i, "", err)
 		} else {
-			set(i, rs[i].Token, rs[i].Err)
+			set(i, toks[i], errs[i])
 		}
 	}
 	return res
@@ -209,31 +212,34 @@ func (n *Node) detokenizeFF1(ctx context.Context, e *schemeEntry, tokens []strin
 	for j, i := range idx {
 		batch[j] = tokens[i]
 	}
-	rs, err := eng.tok.DetokenizeBatch(batch)
+	pans, errs, err := eng.dec.doMany(ctx, batch)
 	for j, i := range idx {
 		if err != nil {
 			set(i, card.PAN{}, err)
 		} else {
-			set(i, rs[j].PAN, rs[j].Err)
+			set(i, pans[j], errs[j])
 		}
 	}
 }
 
-// coalescer turns concurrent single calls into batches. Its worker takes the
-// first queued job, then everything else already queued (up to
-// maxCoalesce), runs one batch and answers each job. Safe for concurrent use.
+// coalescer turns concurrent calls into batches. A job is one call: a single
+// item, or the items of one batch request. Its worker takes the first queued
+// job, then everything else already queued (up to maxCoalesce items),
+// lingers when several callers are active (see coalesceLinger), runs one
+// batch and answers each job. Safe for concurrent use.
 type coalescer[In, Out any] struct {
 	n        *Node
 	r        *ff1Registry
 	q        chan *job[In, Out]
 	run      func([]In) ([]Out, []error, error)
 	linger   time.Duration // coalesceLinger (tests change it)
-	arrivals atomic.Uint64 // calls queued so far
+	arrivals atomic.Uint64 // jobs queued so far
 }
 
 type job[In, Out any] struct {
-	in   In
-	out  Out
+	in   []In
+	out  []Out
+	errs []error
 	err  error
 	done chan struct{}
 }
@@ -254,49 +260,79 @@ func newLingeringCoalescer[In, Out any](r *ff1Registry, run func([]In) ([]Out, [
 // do queues in and waits for its result. The queue is bounded: when it is
 // full, do waits for room until ctx ends.
 func (c *coalescer[In, Out]) do(ctx context.Context, in In) (Out, error) {
-	j := &job[In, Out]{in: in, done: make(chan struct{})}
-	var zero Out
+	outs, errs, err := c.doMany(ctx, []In{in})
+	if err != nil {
+		var zero Out
+		return zero, err
+	}
+	return outs[0], errs[0]
+}
+
+// doMany queues the items of one call as one job (at most maxCoalesce) and
+// waits for their results, index-aligned; err fails them all.
+func (c *coalescer[In, Out]) doMany(ctx context.Context, ins []In) ([]Out, []error, error) {
+	if len(ins) == 0 || len(ins) > maxCoalesce {
+		return nil, nil, fmt.Errorf("ff1 coalescer: %d items in one call", len(ins))
+	}
+	j := &job[In, Out]{in: ins, done: make(chan struct{})}
 	c.arrivals.Add(1)
 	select {
 	case c.q <- j:
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		return nil, nil, ctx.Err()
 	case <-c.n.ctx.Done():
-		return zero, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	select {
 	case <-j.done:
-		return j.out, j.err
+		return j.out, j.errs, j.err
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		return nil, nil, ctx.Err()
 	case <-c.n.ctx.Done():
-		return zero, ErrClosed
+		return nil, nil, ErrClosed
 	}
 }
 
 func (c *coalescer[In, Out]) work() {
 	defer c.n.wg.Done()
-	batch := make([]*job[In, Out], 0, maxCoalesce)
+	batch := make([]*job[In, Out], 0, 64)
 	ins := make([]In, 0, maxCoalesce)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
-	last := 1        // size of the previous batch
-	var conc float64 // moving average of the calls per cycle beyond one
+	last := 1        // jobs in the previous batch
+	var conc float64 // moving average of the jobs per cycle beyond one
 	lastArrivals := c.arrivals.Load()
 	var cycle uint64
+	var carry *job[In, Out] // taken from the queue, did not fit the last batch
 	for {
 		batch, ins = batch[:0], ins[:0]
-		select {
-		case j := <-c.q:
+		items := 0
+		add := func(j *job[In, Out]) bool {
+			if items > 0 && items+len(j.in) > maxCoalesce {
+				carry = j
+				return false
+			}
 			batch = append(batch, j)
-		case <-c.n.ctx.Done():
-			return
+			items += len(j.in)
+			return true
 		}
-	gather:
-		for len(batch) < maxCoalesce {
+		if carry != nil {
+			j := carry
+			carry = nil
+			add(j)
+		} else {
 			select {
 			case j := <-c.q:
-				batch = append(batch, j)
+				add(j)
+			case <-c.n.ctx.Done():
+				return
+			}
+		}
+	gather:
+		for carry == nil && items < maxCoalesce {
+			select {
+			case j := <-c.q:
+				add(j)
 			default:
 				break gather
 			}
@@ -315,13 +351,13 @@ func (c *coalescer[In, Out]) work() {
 				wait = min(c.linger, probeLinger)
 			}
 		}
-		if target := min(2*last, lingerBatch); wait > 0 && len(batch) < target {
+		if target := min(2*last, lingerBatch); wait > 0 && carry == nil && len(batch) < target && items < lingerItems {
 			linger.Reset(wait)
 		wait:
-			for len(batch) < target {
+			for carry == nil && len(batch) < target && items < lingerItems {
 				select {
 				case j := <-c.q:
-					batch = append(batch, j)
+					add(j)
 				case <-linger.C:
 					break wait
 				case <-c.n.ctx.Done():
@@ -334,17 +370,20 @@ func (c *coalescer[In, Out]) work() {
 		conc = 0.875*conc + 0.125*float64(max(int64(arrivals-lastArrivals)-1, 0))
 		lastArrivals, last = arrivals, len(batch)
 		for _, j := range batch {
-			ins = append(ins, j.in)
+			ins = append(ins, j.in...)
 		}
 		c.r.batches.Add(1)
 		c.r.items.Add(uint64(len(ins)))
 		outs, errs, err := c.safeRun(ins)
-		for i, j := range batch {
+		off := 0
+		for _, j := range batch {
+			n := len(j.in)
 			if err != nil {
 				j.err = err
 			} else {
-				j.out, j.err = outs[i], errs[i]
+				j.out, j.errs = outs[off:off+n:off+n], errs[off:off+n:off+n]
 			}
+			off += n
 			close(j.done)
 		}
 		clear(ins) // drop PANs held by the scratch slice
