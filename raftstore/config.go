@@ -97,15 +97,15 @@ type Config struct {
 	// gap after a crash (see DESIGN.md). Larger bounds: fewer bbolt
 	// commits, more memory and more log to replay after a crash.
 	StateCommitInterval time.Duration // default 1s
-	StateCommitKeys     int           // default 65536
-	StateCommitBytes    int           // default 32 MiB
+	StateCommitKeys     int           // default 16384
+	StateCommitBytes    int           // default 16 MiB
 }
 
 // Defaults of the grouped state commit.
 const (
 	defaultStateCommitInterval = time.Second
-	defaultStateCommitKeys     = 1 << 16
-	defaultStateCommitBytes    = 32 << 20
+	defaultStateCommitKeys     = 1 << 14
+	defaultStateCommitBytes    = 16 << 20
 )
 
 func (c *Config) withDefaults() (Config, error) {

@@ -189,7 +189,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.setApplied(last)
 	ch.publish(last)
 	switch {
-	case pending >= 4*f.opts.commitKeys || pendingBytes >= 4*f.opts.commitBytes:
+	case pending >= 2*f.opts.commitKeys || pendingBytes >= 2*f.opts.commitBytes:
 		// The committer is behind: commit here, holding raft's FSM
 		// goroutine back, so memory stays bounded.
 		if err := f.commitState(); err != nil {

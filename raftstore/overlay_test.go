@@ -180,7 +180,7 @@ func TestStateViewMergesOverlay(t *testing.T) {
 }
 
 // TestStateCommitBounds: pending keys beyond the bound make the committer
-// write at once, and beyond four times the bound the state machine writes
+// write at once, and beyond twice the bound the state machine writes
 // them itself before returning (memory stays bounded).
 func TestStateCommitBounds(t *testing.T) {
 	f, _ := newHeldFSM(t, filepath.Join(t.TempDir(), "state.db"), 10)

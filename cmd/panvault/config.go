@@ -53,13 +53,19 @@ type runtimeConfig struct {
 	// the state is in bbolt), so collecting less often saves CPU.
 	GCPercent int `toml:"gc_percent"`
 	// MemoryLimitMiB is a soft limit on the Go heap (GOMEMLIMIT) in MiB;
-	// 0 means none.
+	// 0 means defaultMemoryLimitMiB. Below it the collector runs as
+	// GCPercent says; near it, as often as needed (state commits of a
+	// large store make short-lived heap peaks).
 	MemoryLimitMiB int `toml:"memory_limit_mib"`
 }
 
 // defaultGCPercent: measured 9% less node CPU per vaulted tokenization
 // than Go's default of 100 (docs/performance.md).
 const defaultGCPercent = 400
+
+// defaultMemoryLimitMiB keeps a node's heap, with GC percent 400, inside a
+// 1 GiB budget (the rest is bbolt's memory-mapped files).
+const defaultMemoryLimitMiB = 768
 
 // debugConfig holds diagnostics that are off by default.
 type debugConfig struct {
@@ -279,7 +285,7 @@ func (c *serverConfig) validate() error {
 		return &configError{Key: "runtime.gc_percent", Reason: "must be between 25 and 10000 (0: default)"}
 	}
 	if v := c.Runtime.MemoryLimitMiB; v < 0 || (v > 0 && v < 64) {
-		return &configError{Key: "runtime.memory_limit_mib", Reason: "must be 0 (none) or at least 64"}
+		return &configError{Key: "runtime.memory_limit_mib", Reason: "must be 0 (default) or at least 64"}
 	}
 	if v := c.Raft.StateCommitInterval.Duration; v != 0 && (v < 10*time.Millisecond || v > time.Minute) {
 		return &configError{Key: "raft.state_commit_interval", Reason: "must be between 10ms and 1m"}

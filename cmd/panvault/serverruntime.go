@@ -17,8 +17,12 @@ func applyRuntimeConfig(rc runtimeConfig, log *slog.Logger) {
 		debug.SetGCPercent(pct)
 		log.Debug("runtime", "gc_percent", pct)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" && rc.MemoryLimitMiB > 0 {
-		debug.SetMemoryLimit(int64(rc.MemoryLimitMiB) << 20)
-		log.Debug("runtime", "memory_limit_mib", rc.MemoryLimitMiB)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		mib := rc.MemoryLimitMiB
+		if mib == 0 {
+			mib = defaultMemoryLimitMiB
+		}
+		debug.SetMemoryLimit(int64(mib) << 20)
+		log.Debug("runtime", "memory_limit_mib", mib)
 	}
 }
