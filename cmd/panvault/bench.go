@@ -41,6 +41,8 @@ type benchFlags struct {
 	microCmd string
 	only     string
 	skip     string
+	command  string
+	notes    []string
 }
 
 func newBenchCmd(io *stdio, cf *clientFlags) *cobra.Command {
@@ -112,6 +114,8 @@ what "make bench" runs.`,
 	fl.StringVar(&f.microCmd, "micro-command", "", "with --matrix: the command that produced --micro, for the table")
 	fl.StringVar(&f.only, "only", "", "with --matrix: comma-separated workload ids to run (default all)")
 	fl.StringVar(&f.skip, "skip", "", "with --matrix: comma-separated workload ids to leave out")
+	fl.StringVar(&f.command, "command", "panvault bench --matrix", "with --matrix: the command named in the report")
+	fl.StringArrayVar(&f.notes, "note", nil, "with --matrix: a paragraph for the report (repeatable)")
 	return cmd
 }
 

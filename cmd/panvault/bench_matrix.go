@@ -23,7 +23,7 @@ func runBenchMatrix(ctx context.Context, io *stdio, f *benchFlags) error {
 	started := time.Now()
 	res := loadgen.Results{
 		Date:    started,
-		Command: "make bench",
+		Command: f.command,
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
 	}
 	if f.micro != "" {
@@ -98,6 +98,10 @@ func runBenchMatrix(ctx context.Context, io *stdio, f *benchFlags) error {
 		fmt.Fprintf(io.err, "panvault: stopping the local cluster: %v\n", err)
 	}
 	res.Notes = append(res.Notes, matrixNotes(res, time.Since(started))...)
+	if left := leftOut(matrix); left != "" {
+		res.Notes = append(res.Notes, "Not in this run: "+left+".")
+	}
+	res.Notes = append(res.Notes, f.notes...)
 
 	out, err := os.Create(f.out)
 	if err != nil {
@@ -196,6 +200,17 @@ func (p *clusterPool) close() error {
 	err := p.current.close()
 	p.current = nil
 	return err
+}
+
+// leftOut names the workloads of the default matrix that are not in m.
+func leftOut(m []loadgen.Workload) string {
+	var out []string
+	for _, w := range loadgen.DefaultMatrix(loadgen.MatrixTiming{}) {
+		if !slices.ContainsFunc(m, func(x loadgen.Workload) bool { return x.ID == w.ID }) {
+			out = append(out, w.Title)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // matrixNotes are the paragraphs under the report's heading.

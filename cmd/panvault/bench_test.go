@@ -94,7 +94,7 @@ func TestBenchLocalCluster(t *testing.T) {
 	}
 	out := filepath.Join(dir, "BENCHMARKS.md")
 	cmd = exec.Command(bin, "bench", "--matrix", "--only", "sign", "--duration", "1s", "--warmup", "200ms",
-		"--raw-duration", "200ms", "--micro", micro, "--micro-command", "go test -bench .", "--out", out)
+		"--raw-duration", "200ms", "--micro", micro, "--micro-command", "go test -bench .", "--out", out, "--note", "A note.")
 	stderr.Reset()
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -107,6 +107,7 @@ func TestBenchLocalCluster(t *testing.T) {
 	for _, want := range []string{
 		"| sign ECDSA P-256 | ", "node CPU ", "| hsm.sign-p256.par | ", "| raft.batch64.c64 | ",
 		"BenchmarkFF1PAN16/batch256", "`go test -bench .`",
+		"Not in this run: vaulted tokenize;", "by `panvault bench --matrix`", "A note.",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("BENCHMARKS.md lacks %q", want)
