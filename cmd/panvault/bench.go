@@ -171,8 +171,8 @@ func runBench(ctx context.Context, io *stdio, cf *clientFlags, f *benchFlags) er
 		fmt.Fprintf(io.err, "panvault: profile: %v\n", err)
 	}
 	if rep != nil {
-		if rss, err := t.maxRSS(); err == nil && rss > 0 {
-			fmt.Fprintf(io.err, "largest node RSS: %.0f MiB\n", float64(rss)/(1<<20))
+		if rss, anon, err := t.maxRSS(); err == nil && rss > 0 {
+			fmt.Fprintf(io.err, "largest node RSS: %.0f MiB (anonymous %.0f MiB)\n", float64(rss)/(1<<20), float64(anon)/(1<<20))
 		}
 		if c, err := cpu.stop(rep.Items); err == nil && c != nil {
 			if v, ok := c[loadgen.MetricNodeCPU]; ok {

@@ -83,11 +83,11 @@ func runBenchMatrix(ctx context.Context, io *stdio, f *benchFlags) error {
 			if out == nil {
 				out = map[loadgen.Metric]float64{}
 			}
-			rss, err := pool.current.maxRSS()
+			rss, anon, err := pool.current.maxRSS()
 			if err != nil {
 				return nil, err
 			}
-			out[loadgen.MetricMaxRSS] = float64(rss)
+			out[loadgen.MetricMaxRSS], out[loadgen.MetricMaxAnonRSS] = float64(rss), float64(anon)
 			return out, nil
 		},
 		PrefillBatch:       f.prefillB,

@@ -111,24 +111,27 @@ func (t *benchTarget) close() error {
 	return errors.Join(errs...)
 }
 
-// maxRSS returns the largest resident set size of the local nodes (0 for a
-// remote cluster).
-func (t *benchTarget) maxRSS() (uint64, error) {
+// maxRSS returns the largest resident set size of the local nodes and the
+// largest anonymous part (0 for a remote cluster).
+func (t *benchTarget) maxRSS() (rss, anon uint64, err error) {
 	if t.cluster == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
-	var most uint64
 	for _, n := range t.cluster.Nodes() {
 		if !n.Running || n.PID == 0 {
 			continue
 		}
-		rss, err := loadgen.ProcessRSS(n.PID)
+		r, err := loadgen.ProcessRSS(n.PID)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		most = max(most, rss)
+		a, err := loadgen.ProcessAnonRSS(n.PID)
+		if err != nil {
+			return 0, 0, err
+		}
+		rss, anon = max(rss, r), max(anon, a)
 	}
-	return most, nil
+	return rss, anon, nil
 }
 
 // profile starts collecting a CPU profile of every local node over the

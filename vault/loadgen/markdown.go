@@ -105,7 +105,11 @@ func resultCell(wr WorkloadResult) string {
 		parts = append(parts, "max "+fmtLatency(r.Latency.Max))
 	}
 	if v, ok := wr.Extra[MetricMaxRSS]; ok && wr.Workload.Metric != MetricMaxRSS {
-		parts = append(parts, "RSS "+fmtMetric(MetricMaxRSS, v))
+		s := "RSS " + fmtMetric(MetricMaxRSS, v)
+		if a, ok := wr.Extra[MetricMaxAnonRSS]; ok {
+			s += " (anonymous " + fmtMetric(MetricMaxRSS, a) + ")"
+		}
+		parts = append(parts, s)
 	}
 	if v, ok := wr.Extra[MetricNodeCPU]; ok {
 		parts = append(parts, "node CPU "+fmtMetric(MetricNodeCPU, v))
@@ -210,7 +214,7 @@ func fmtMetric(m Metric, v float64) string {
 	switch {
 	case m.IsLatency():
 		return fmtLatency(time.Duration(v * float64(time.Second)))
-	case m == MetricMaxRSS:
+	case m == MetricMaxRSS || m == MetricMaxAnonRSS:
 		return fmt.Sprintf("%.0f MiB", v/(1<<20))
 	case m.isCPU():
 		return fmtLatency(time.Duration(v*float64(time.Second))) + "/item"

@@ -21,6 +21,10 @@ const (
 	// example from /proc/<pid>/status of devcluster's node processes) and
 	// passes it in WorkloadResult.Extra.
 	MetricMaxRSS Metric = "rss"
+	// MetricMaxAnonRSS is the largest anonymous resident set (heap,
+	// stacks) of any node: MetricMaxRSS without memory-mapped files, whose
+	// pages the kernel can drop at any time.
+	MetricMaxAnonRSS Metric = "rss-anon"
 	// MetricNodeCPU is the CPU time all node processes used per item
 	// during the measured window (seconds): on a machine shared with other
 	// work it shows the cost of an item when the rate cannot. Measured by

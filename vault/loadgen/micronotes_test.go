@@ -105,3 +105,20 @@ func TestProcessCPU(t *testing.T) {
 		t.Error("cpu of a process that cannot exist")
 	}
 }
+
+func TestProcessAnonRSS(t *testing.T) {
+	rss, err := ProcessRSS(os.Getpid())
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("no /proc")
+	}
+	anon, err := ProcessAnonRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anon == 0 || anon > rss {
+		t.Fatalf("anonymous rss %d of rss %d", anon, rss)
+	}
+	if _, err := ProcessAnonRSS(-5); err == nil {
+		t.Error("rss of a process that cannot exist")
+	}
+}

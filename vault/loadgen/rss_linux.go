@@ -11,7 +11,14 @@ import (
 
 // ProcessRSS returns the resident set size of process pid in bytes (VmRSS
 // of /proc/<pid>/status), for MetricMaxRSS.
-func ProcessRSS(pid int) (uint64, error) {
+func ProcessRSS(pid int) (uint64, error) { return procStatusKB(pid, "VmRSS:") }
+
+// ProcessAnonRSS returns the anonymous part of process pid's resident set
+// (RssAnon: heap, stacks; not memory-mapped files such as bbolt's), for
+// MetricMaxAnonRSS.
+func ProcessAnonRSS(pid int) (uint64, error) { return procStatusKB(pid, "RssAnon:") }
+
+func procStatusKB(pid int, field string) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -19,15 +26,15 @@ func ProcessRSS(pid int) (uint64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := bytes.Fields(sc.Bytes())
-		if len(f) == 3 && string(f[0]) == "VmRSS:" && string(f[2]) == "kB" {
+		if len(f) == 3 && string(f[0]) == field && string(f[2]) == "kB" {
 			kb, err := strconv.ParseUint(string(f[1]), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("%w: VmRSS of process %d: %w", ErrSetup, pid, err)
+				return 0, fmt.Errorf("%w: %s of process %d: %w", ErrSetup, field, pid, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: process %d reports no VmRSS", ErrSetup, pid)
+	return 0, fmt.Errorf("%w: process %d reports no %s", ErrSetup, pid, field)
 }
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat
