@@ -31,7 +31,7 @@ test-short:
 # `make bench-large`, which writes BENCHMARKS-large.md with its own empty-vault
 # baseline and raw limits from the same run.
 BENCH_PKGS  := ./keys/ ./keys/fpe/ ./raftstore/ ./vault/scheme/
-BENCH_FLAGS := -run '^$$' -bench . -benchmem -benchtime 100ms -count 5
+BENCH_FLAGS := -run '^$$' -bench . -benchmem -benchtime 100ms -count 5 -p 1
 bench: build
 	@{ $(GO) test $(BENCH_FLAGS) -timeout 10m $(BENCH_PKGS); echo $$? > bench.status; } | tee bench.out; \
 	  st=$$(cat bench.status); rm -f bench.status; [ "$$st" = 0 ] || { echo "micro-benchmarks failed"; exit 1; }

@@ -87,7 +87,7 @@ what "make bench" runs.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&f.local, "local", 0, "start a local cluster of N nodes in a temporary directory (default: the PANVAULT_* cluster)")
-	fl.StringVar(&f.dir, "dir", "", "with --local or --matrix: keep the local clusters in DIR instead of a removed temporary directory")
+	fl.StringVar(&f.dir, "dir", "", "with --local: keep the cluster in DIR instead of a removed temporary directory; with --matrix or --raw: work directory (each workload's cluster is removed after it)")
 	fl.StringVar(&f.op, "op", string(loadgen.OpTokenize), "workload: "+opNames())
 	fl.IntVar(&f.conc, "concurrency", loadgen.DefaultConcurrency, "concurrent callers, each with one call in flight")
 	fl.DurationVar(&f.duration, "duration", loadgen.DefaultDuration, "measured time (after the warmup)")
