@@ -30,7 +30,7 @@ type Store struct {
 	logs  raft.LogStore
 	snaps *raft.FileSnapshotStore
 	mux   *mux
-	trans *raft.NetworkTransport
+	trans pipelineTransport
 	raft  *raft.Raft
 
 	peers        *peerClients
@@ -124,12 +124,12 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, s.mux.close)
-	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	s.trans = pipelineTransport{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  s.mux.raftL,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  logger.Named("raft-net"),
-	})
+	})}
 	cleanup = append(cleanup, func() { _ = s.trans.Close() })
 
 	if s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.bolt, s.snaps, s.trans); err != nil {
