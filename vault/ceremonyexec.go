@@ -43,10 +43,8 @@ func (n *Node) checkProposal(ctx context.Context, params ceremony.Params) error 
 		}
 		return n.checkDestroyable(ctx, rec, p.Version)
 	case ceremony.ChangeSchemeKey:
-		// Token records and FF1 tokens name a key version but not a key:
-		// moving a scheme to another key needs a record format that names
-		// the key, which this version does not have.
-		return fmt.Errorf("%w: change-scheme-key (rotate the scheme's key instead)", ErrUnsupported)
+		_, _, err := n.checkChangeSchemeKey(ctx, p)
+		return err
 	case ceremony.RotateMasterKey:
 		return n.checkMasterKeyRotation(ctx, p, false)
 	}
@@ -221,7 +219,8 @@ func truncateOutcome(s string) string {
 // come back as errors.
 func lasting(err error) (*execution, error) {
 	for _, e := range []error{ErrKeyNotFound, ErrKeyState, ErrKeyVersionDestroyed, ErrAlreadyExists,
-		ErrReencryptPending, ErrUnsupported, ErrWrongPurpose, keys.ErrNotWrappable, ceremony.ErrInvalid} {
+		ErrReencryptPending, ErrUnsupported, ErrWrongPurpose, keys.ErrNotWrappable, ceremony.ErrInvalid,
+		ErrSchemeNotFound, ErrWrongMode} {
 		if errors.Is(err, e) {
 			return &execution{fail: truncateOutcome(err.Error())}, nil
 		}
@@ -273,7 +272,7 @@ func (n *Node) prepare(ctx context.Context, st ceremony.State) (*execution, erro
 			outcome: fmt.Sprintf("key %s version %d destroyed", p.Name, p.Version),
 		}, nil
 	case ceremony.ChangeSchemeKey:
-		return lasting(fmt.Errorf("%w: change-scheme-key", ErrUnsupported))
+		return n.prepareChangeSchemeKey(ctx, p)
 	case ceremony.AddCustodian:
 		return &execution{outcome: fmt.Sprintf("custodian %s registered", p.Name)}, nil
 	case ceremony.RemoveCustodian:

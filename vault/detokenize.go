@@ -133,10 +133,10 @@ func (n *Node) detokenizeVaulted(ctx context.Context, e *schemeEntry, tokens []s
 	}
 }
 
-// openPAN decrypts a token record's PAN in the HSM with the key version the
-// record names.
+// openPAN decrypts a token record's PAN in the HSM with the key and version
+// the record names (schemekey.go: not necessarily the scheme's key now).
 func (n *Node) openPAN(ctx context.Context, e *schemeEntry, token string, rec *vaultpb.TokenRecord) (card.PAN, error) {
-	kv, err := n.keyring.resolve(ctx, e.rec.GetKey(), rec.GetKeyVersion(), vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useDecrypt)
+	kv, err := n.keyring.resolve(ctx, recordKey(e.rec, rec), rec.GetKeyVersion(), vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useDecrypt)
 	if err != nil {
 		return card.PAN{}, err
 	}

@@ -173,7 +173,7 @@ func (n *Node) readKeyRecord(ctx context.Context, name string) (*vaultpb.KeyReco
 }
 
 // vaultedSchemesUsing returns the names of the vaulted schemes whose PAN
-// key is key, or (deterministic schemes) whose fingerprint key is key, in
+// key is or was key (schemekey.go), or (deterministic schemes) whose fingerprint key is key, in
 // name order (local read; call after a read barrier). A key has one
 // purpose, so only one of the two can match.
 func (n *Node) vaultedSchemesUsing(ctx context.Context, key string) ([]string, error) {
@@ -190,7 +190,7 @@ func (n *Node) vaultedSchemesUsing(ctx context.Context, key string) ([]string, e
 				return nil, err
 			}
 			if rec.GetMode() == vaultpb.SchemeMode_SCHEME_MODE_VAULTED &&
-				(rec.GetKey() == key || (rec.GetDeterministic() && rec.GetFingerprintKey() == key)) {
+				(usesPANKey(rec, key) || (rec.GetDeterministic() && rec.GetFingerprintKey() == key)) {
 				out = append(out, rec.GetName())
 			}
 		}

@@ -174,8 +174,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.cancel()
 		return nil, err
 	}
+	n.schemes.start()
 	if err := n.keyring.start(ctx); err != nil {
 		n.cancel()
+		n.schemes.stop()
 		n.wg.Wait()
 		return nil, err
 	}
@@ -203,6 +205,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		n.keyring.stop()
+		n.schemes.stop()
 		n.ff1.stop()
 		n.wg.Wait()
 	})

@@ -364,6 +364,10 @@ func (n *Node) countBelow(ctx context.Context, key string, schemes []string, tar
 	}
 	var count uint64
 	for _, sc := range schemes {
+		srec, err := n.localScheme(ctx, sc)
+		if err != nil {
+			return 0, err
+		}
 		prefix := tokenKey(sc, "")
 		after := prefix
 		for {
@@ -377,7 +381,7 @@ func (n *Node) countBelow(ctx context.Context, key string, schemes []string, tar
 				if err != nil {
 					continue // logged by the job; nothing a key version can lose
 				}
-				if belowTarget(krec.GetPurpose(), sc, rec, target) {
+				if belowTarget(krec.GetPurpose(), srec, key, rec, target) {
 					count++
 					if limit > 0 && count >= limit {
 						return count, nil
@@ -432,15 +436,25 @@ func (r *reencryptor) rewrite(ctx context.Context, key, sc string, target uint32
 		return 0, 0, err
 	}
 	purpose := krec.GetPurpose()
+	srec, err := n.localScheme(ctx, sc)
+	if err != nil {
+		return 0, 0, err
+	}
 	var build func(item raftstore.KV, rec *vaultpb.TokenRecord) ([]raftstore.Op, error)
 	switch purpose {
 	case vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION:
-		kv, err := n.keyring.resolve(ctx, key, target, purpose, useEncrypt)
+		// Records go to target of key while the scheme uses key, else to
+		// the latest version of the scheme's key now (schemekey.go).
+		toKey, toVersion := key, target
+		if srec.GetKey() != key {
+			toKey, toVersion = srec.GetKey(), 0
+		}
+		kv, err := n.keyring.resolve(ctx, toKey, toVersion, purpose, useEncrypt)
 		if err != nil {
 			return 0, 0, err
 		}
 		build = func(item raftstore.KV, rec *vaultpb.TokenRecord) ([]raftstore.Op, error) {
-			return r.resealOps(ctx, key, sc, target, item, rec, kv.ref)
+			return r.resealOps(ctx, srec, toKey, item, rec, kv.ref)
 		}
 	case vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT:
 		ix, err := r.newReindexer(ctx, key, sc, target)
@@ -466,7 +480,7 @@ func (r *reencryptor) rewrite(ctx context.Context, key, sc string, target uint32
 				skipped++
 				continue
 			}
-			if !belowTarget(purpose, sc, rec, target) {
+			if !belowTarget(purpose, srec, key, rec, target) {
 				continue
 			}
 			ops, err := build(item, rec)
@@ -516,26 +530,29 @@ func (r *reencryptor) rewrite(ctx context.Context, key, sc string, target uint32
 	return done, skipped, nil
 }
 
-// belowTarget reports whether a token record of scheme sc still needs the
-// job of a key of purpose: sealed under a version below target (PAN
-// encryption), or indexed under a fingerprint version below target.
-func belowTarget(purpose vaultpb.KeyPurpose, sc string, rec *vaultpb.TokenRecord, target uint32) bool {
+// belowTarget reports whether a token record of scheme s still needs the
+// job of key, of purpose: sealed under key at a version below target, or
+// under key while s uses another key now (PAN encryption); indexed under a
+// fingerprint version below target (fingerprint).
+func belowTarget(purpose vaultpb.KeyPurpose, s *vaultpb.SchemeRecord, key string, rec *vaultpb.TokenRecord, target uint32) bool {
 	if purpose == vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT {
 		fp := rec.GetFingerprint()
-		return len(fp) > 0 && fingerprintVersion(sc, fp) < target
+		return len(fp) > 0 && fingerprintVersion(s.GetName(), fp) < target
 	}
-	return rec.GetKeyVersion() < target
+	return recordKey(s, rec) == key && (s.GetKey() != key || rec.GetKeyVersion() < target)
 }
 
-// resealOps returns the command that re-seals one record under to.
-func (r *reencryptor) resealOps(ctx context.Context, key, sc string, target uint32, item raftstore.KV, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]raftstore.Op, error) {
+// resealOps returns the command that re-seals one record of scheme s under
+// to, a version of toKey.
+func (r *reencryptor) resealOps(ctx context.Context, s *vaultpb.SchemeRecord, toKey string, item raftstore.KV, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]raftstore.Op, error) {
+	sc := s.GetName()
 	token := string(item.Key[len(sc)+1:])
-	sealed, err := r.reseal(ctx, key, sc, token, rec, to)
+	sealed, err := r.reseal(ctx, recordKey(s, rec), sc, token, rec, to)
 	if err != nil {
 		return nil, err
 	}
 	nrec := proto.Clone(rec).(*vaultpb.TokenRecord)
-	nrec.KeyVersion, nrec.Sealed = target, sealed
+	nrec.Key, nrec.KeyVersion, nrec.Sealed = recordKeyField(s, toKey), to.Version, sealed
 	v, err := encodeRecord(nrec)
 	if err != nil {
 		return nil, err
@@ -543,7 +560,8 @@ func (r *reencryptor) resealOps(ctx context.Context, key, sc string, target uint
 	return []raftstore.Op{raftstore.CompareAndSet(bucketTokens, item.Key, item.Value, v)}, nil
 }
 
-// reseal opens rec's sealed PAN with its version and seals it under to.
+// reseal opens rec's sealed PAN with its version of key and seals it under
+// to.
 func (r *reencryptor) reseal(ctx context.Context, key, sc, token string, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]byte, error) {
 	n := r.n
 	from, err := n.keyring.resolve(ctx, key, rec.GetKeyVersion(), vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useDecrypt)

@@ -24,24 +24,56 @@ type schemeEntry struct {
 
 func (e *schemeEntry) name() string { return e.rec.GetName() }
 
-// schemeCache holds compiled schemes. Schemes are immutable and never
-// deleted, so an entry never goes stale; a miss is resolved with a
-// linearizable read, so a scheme acknowledged on any node is found on every
-// node. Safe for concurrent use.
+// schemeCache holds compiled schemes. Schemes are never deleted; a miss
+// is resolved with a linearizable read, so a scheme acknowledged on any
+// node is found on every node. A scheme's key can change (schemekey.go):
+// the cache follows the replicated bucket and drops an entry when its
+// record changes. A lagging entry is harmless: token records name the key
+// that sealed them, and the re-encryption job's verification pass reads
+// the scheme afresh. Safe for concurrent use.
 type schemeCache struct {
-	n  *Node
-	mu sync.RWMutex
-	m  map[string]*schemeEntry
+	n   *Node
+	sub *raftstore.Subscription
+
+	mu    sync.RWMutex
+	m     map[string]*schemeEntry
+	epoch uint64 // bumped by every invalidation; a read older than it is not cached
 }
 
 func newSchemeCache(n *Node) *schemeCache {
 	return &schemeCache{n: n, m: make(map[string]*schemeEntry)}
 }
 
+// start follows the schemes bucket until the node closes.
+func (c *schemeCache) start() {
+	c.sub = c.n.store.Subscribe(bucketSchemes)
+	c.n.wg.Add(1)
+	go func() {
+		defer c.n.wg.Done()
+		for ev := range c.sub.C {
+			c.mu.Lock()
+			if ev.Rescan {
+				clear(c.m)
+			}
+			for _, name := range ev.Keys {
+				delete(c.m, string(name))
+			}
+			c.epoch++
+			c.mu.Unlock()
+		}
+	}()
+}
+
+func (c *schemeCache) stop() {
+	if c.sub != nil {
+		c.sub.Close()
+	}
+}
+
 // get returns the scheme name (field names the request field for errors).
 func (c *schemeCache) get(ctx context.Context, field, name string) (*schemeEntry, error) {
 	c.mu.RLock()
-	e := c.m[name]
+	e, epoch := c.m[name], c.epoch
 	c.mu.RUnlock()
 	if e != nil {
 		return e, nil
@@ -56,11 +88,21 @@ func (c *schemeCache) get(ctx context.Context, field, name string) (*schemeEntry
 	if !found {
 		return nil, ErrSchemeNotFound // the name is the client's: not echoed
 	}
-	return c.add(v)
+	return c.add(v, epoch)
 }
 
-// add compiles a stored scheme record and caches it.
-func (c *schemeCache) add(v []byte) (*schemeEntry, error) {
+// currentEpoch returns the invalidation epoch, to be read before the store
+// read whose result is passed to add.
+func (c *schemeCache) currentEpoch() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch
+}
+
+// add compiles a stored scheme record read at epoch and caches it, unless
+// an invalidation came since (the record may be older than the change that
+// caused it) or a newer revision is cached.
+func (c *schemeCache) add(v []byte, epoch uint64) (*schemeEntry, error) {
 	rec, err := decodeScheme(v)
 	if err != nil {
 		return nil, err
@@ -75,12 +117,13 @@ func (c *schemeCache) add(v []byte) (*schemeEntry, error) {
 	}
 	e := &schemeEntry{rec: rec, s: s}
 	c.mu.Lock()
-	if old := c.m[rec.GetName()]; old != nil {
-		e = old
-	} else {
+	defer c.mu.Unlock()
+	if old := c.m[rec.GetName()]; old != nil && old.rec.GetRevision() >= rec.GetRevision() {
+		return old, nil
+	}
+	if epoch == c.epoch {
 		c.m[rec.GetName()] = e
 	}
-	c.mu.Unlock()
 	return e, nil
 }
 
@@ -132,12 +175,13 @@ func (n *Node) CreateScheme(ctx context.Context, def *pb.Scheme) (*pb.Scheme, bo
 	if err != nil {
 		return nil, false, err
 	}
+	epoch := n.schemes.currentEpoch()
 	res, err := n.store.Propose(ctx, raftstore.PutIfAbsent(bucketSchemes, []byte(d.Name), v))
 	if err != nil {
 		return nil, false, err
 	}
 	if res.Applied {
-		if _, err := n.schemes.add(v); err != nil {
+		if _, err := n.schemes.add(v, epoch); err != nil {
 			return nil, false, err
 		}
 		n.log.Info("scheme created", "scheme", d.Name, "mode", d.Mode.String(), "key", d.KeyName)
@@ -154,11 +198,14 @@ func (n *Node) CreateScheme(ctx context.Context, def *pb.Scheme) (*pb.Scheme, bo
 	return schemeToAPI(old), false, nil
 }
 
-// sameScheme compares two scheme records ignoring their creation time.
+// sameScheme compares two scheme definitions, ignoring their creation
+// time and their history of key changes.
 func sameScheme(a, b *vaultpb.SchemeRecord) bool {
 	a2 := proto.Clone(a).(*vaultpb.SchemeRecord)
 	b2 := proto.Clone(b).(*vaultpb.SchemeRecord)
 	a2.CreateUnixNanos, b2.CreateUnixNanos = 0, 0
+	a2.PreviousKeys, b2.PreviousKeys = nil, nil
+	a2.Revision, b2.Revision = 0, 0
 	return proto.Equal(a2, b2)
 }
 

@@ -160,6 +160,7 @@ func (n *Node) planToken(ctx context.Context, e *schemeEntry, ref keys.KeyRef, i
 	}
 	now := n.now()
 	rec := &vaultpb.TokenRecord{
+		Key:             recordKeyField(e.rec, e.rec.GetKey()),
 		KeyVersion:      version,
 		Sealed:          sealed,
 		CreateUnixNanos: now.UnixNano(),

@@ -262,8 +262,16 @@ type SchemeRecord struct {
 	AllowedLengths       []uint32 `protobuf:"varint,10,rep,packed,name=allowed_lengths,json=allowedLengths,proto3" json:"allowed_lengths,omitempty"`
 	AllowNonLuhnUnionpay bool     `protobuf:"varint,11,opt,name=allow_non_luhn_unionpay,json=allowNonLuhnUnionpay,proto3" json:"allow_non_luhn_unionpay,omitempty"`
 	CreateUnixNanos      int64    `protobuf:"varint,12,opt,name=create_unix_nanos,json=createUnixNanos,proto3" json:"create_unix_nanos,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// PAN-encryption keys this scheme used before `key` (change-scheme-key
+	// ceremonies), oldest first, each once. The scheme's first key is
+	// previous_keys[0], or `key` while this is empty: token records sealed
+	// under the first key leave TokenRecord.key empty.
+	PreviousKeys []string `protobuf:"bytes,13,rep,name=previous_keys,json=previousKeys,proto3" json:"previous_keys,omitempty"`
+	// Incremented by every change of this record (a cached copy with a lower
+	// revision is stale).
+	Revision      uint64 `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SchemeRecord) Reset() {
@@ -376,6 +384,20 @@ func (x *SchemeRecord) GetAllowNonLuhnUnionpay() bool {
 func (x *SchemeRecord) GetCreateUnixNanos() int64 {
 	if x != nil {
 		return x.CreateUnixNanos
+	}
+	return 0
+}
+
+func (x *SchemeRecord) GetPreviousKeys() []string {
+	if x != nil {
+		return x.PreviousKeys
+	}
+	return nil
+}
+
+func (x *SchemeRecord) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
 	}
 	return 0
 }
@@ -593,7 +615,11 @@ type TokenRecord struct {
 	Fingerprint []byte `protobuf:"bytes,5,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	// The key of the Tokenize idempotency record that created this token, if
 	// any, removed with the token.
-	IdemKey       []byte `protobuf:"bytes,6,opt,name=idem_key,json=idemKey,proto3" json:"idem_key,omitempty"`
+	IdemKey []byte `protobuf:"bytes,6,opt,name=idem_key,json=idemKey,proto3" json:"idem_key,omitempty"`
+	// Name of the PAN-encryption key that sealed the PAN; empty: the scheme's
+	// first key (SchemeRecord.previous_keys), which keeps the records of a
+	// scheme that never changed key as small as before.
+	Key           string `protobuf:"bytes,7,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -668,6 +694,13 @@ func (x *TokenRecord) GetIdemKey() []byte {
 		return x.IdemKey
 	}
 	return nil
+}
+
+func (x *TokenRecord) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
 }
 
 // TokenizeReply is the remembered result of a Tokenize with a request id.
@@ -1133,7 +1166,7 @@ var File_vault_vaultpb_records_proto protoreflect.FileDescriptor
 
 const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1bvault/vaultpb/records.proto\x12\x11panvault.vault.v1\"\xe1\x03\n" +
+	"\x1bvault/vaultpb/records.proto\x12\x11panvault.vault.v1\"\xa2\x04\n" +
 	"\fSchemeRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1d.panvault.vault.v1.SchemeModeR\x04mode\x12!\n" +
@@ -1147,7 +1180,9 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x0fallowed_lengths\x18\n" +
 	" \x03(\rR\x0eallowedLengths\x125\n" +
 	"\x17allow_non_luhn_unionpay\x18\v \x01(\bR\x14allowNonLuhnUnionpay\x12*\n" +
-	"\x11create_unix_nanos\x18\f \x01(\x03R\x0fcreateUnixNanos\"\xcf\x01\n" +
+	"\x11create_unix_nanos\x18\f \x01(\x03R\x0fcreateUnixNanos\x12#\n" +
+	"\rprevious_keys\x18\r \x03(\tR\fpreviousKeys\x12\x1a\n" +
+	"\brevision\x18\x0e \x01(\x04R\brevision\"\xcf\x01\n" +
 	"\x10KeyVersionRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.panvault.vault.v1.KeyStateR\x05state\x12\x18\n" +
@@ -1163,7 +1198,7 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x16min_decryption_version\x18\x06 \x01(\rR\x14minDecryptionVersion\x12*\n" +
 	"\x11create_unix_nanos\x18\a \x01(\x03R\x0fcreateUnixNanos\x12-\n" +
 	"\x12cryptoperiod_nanos\x18\b \x01(\x03R\x11cryptoperiodNanos\x12\x1a\n" +
-	"\brevision\x18\t \x01(\x04R\brevision\"\xdb\x01\n" +
+	"\brevision\x18\t \x01(\x04R\brevision\"\xed\x01\n" +
 	"\vTokenRecord\x12\x1f\n" +
 	"\vkey_version\x18\x01 \x01(\rR\n" +
 	"keyVersion\x12\x16\n" +
@@ -1171,7 +1206,8 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x11create_unix_nanos\x18\x03 \x01(\x03R\x0fcreateUnixNanos\x12*\n" +
 	"\x11expire_unix_nanos\x18\x04 \x01(\x03R\x0fexpireUnixNanos\x12 \n" +
 	"\vfingerprint\x18\x05 \x01(\fR\vfingerprint\x12\x19\n" +
-	"\bidem_key\x18\x06 \x01(\fR\aidemKey\"\x8c\x01\n" +
+	"\bidem_key\x18\x06 \x01(\fR\aidemKey\x12\x10\n" +
+	"\x03key\x18\a \x01(\tR\x03key\"\x8c\x01\n" +
 	"\rTokenizeReply\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1f\n" +
 	"\vkey_version\x18\x02 \x01(\rR\n" +
