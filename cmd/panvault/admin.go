@@ -61,13 +61,9 @@ func flagName(full, prefix string) string {
 	return strings.ToLower(strings.ReplaceAll(enumName(full, prefix), "_", "-"))
 }
 
-// adminCall runs one idempotent admin RPC with fail-over (retried on
-// UNAVAILABLE and DEADLINE_EXCEEDED).
-func adminCall(cmd *cobra.Command, cf *clientFlags, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
-	return adminCallWith(cmd, cf, retryPolicy{deadlineExceeded: true}, fn)
-}
-
-func adminCallWith(cmd *cobra.Command, cf *clientFlags, rp retryPolicy, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+// adminCall connects and runs one admin RPC with fail-over, retried as rp
+// allows, within --timeout.
+func adminCall(cmd *cobra.Command, cf *clientFlags, rp retryPolicy, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	cl, err := cf.connect()
 	if err != nil {
 		return err
@@ -109,7 +105,7 @@ func newSchemeCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				s.AllowedLengths = append(s.AllowedLengths, uint32(n))
 			}
 			var resp *pb.CreateSchemeResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewAdminServiceClient(cc).CreateScheme(ctx, &pb.CreateSchemeRequest{Scheme: s})
 				return err
 			}); err != nil {
@@ -149,7 +145,7 @@ func newSchemeCmd(io *stdio, cf *clientFlags) *cobra.Command {
 			token := ""
 			for {
 				var resp *pb.ListSchemesResponse
-				if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 					resp, err = pb.NewAdminServiceClient(cc).ListSchemes(ctx, &pb.ListSchemesRequest{PageToken: token})
 					return err
 				}); err != nil {
@@ -219,7 +215,7 @@ with this name, type and purpose is returned unchanged.`,
 				req.Cryptoperiod = durationpb.New(d)
 			}
 			var resp *pb.CreateKeyResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewAdminServiceClient(cc).CreateKey(ctx, req)
 				return err
 			}); err != nil {
@@ -251,7 +247,7 @@ with this name, type and purpose is returned unchanged.`,
 			token := ""
 			for {
 				var resp *pb.ListKeysResponse
-				if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 					resp, err = pb.NewAdminServiceClient(cc).ListKeys(ctx, &pb.ListKeysRequest{PageToken: token})
 					return err
 				}); err != nil {

@@ -236,11 +236,11 @@ func parsePeriod(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// runPropose sends a proposal and prints the ceremony. Not retried on a
-// deadline: a second proposal would be another ceremony.
+// runPropose sends a proposal and prints the ceremony. Not retried when its
+// outcome is unknown: a second proposal would be another ceremony.
 func runPropose(c *cobra.Command, io *stdio, cf *clientFlags, req *pb.ProposeRequest) error {
 	var resp *pb.ProposeResponse
-	if err := adminCallWith(c, cf, retryPolicy{}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	if err := adminCall(c, cf, notIdempotent("panvault ceremony list --status pending"), func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = pb.NewCeremonyServiceClient(cc).Propose(ctx, req)
 		return err
 	}); err != nil {
@@ -319,7 +319,7 @@ func printCeremony(w io.Writer, cer *pb.Ceremony, p ceremony.Proposal) error {
 
 func getCeremony(ctx context.Context, cl *cluster, id string) (*pb.Ceremony, error) {
 	var resp *pb.GetCeremonyResponse
-	err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = pb.NewCeremonyServiceClient(cc).GetCeremony(ctx, &pb.GetCeremonyRequest{Id: id})
 		return err
 	})
@@ -381,7 +381,7 @@ func runVote(c *cobra.Command, io *stdio, cf *clientFlags, kf *custodianKeyFlags
 	defer cancel()
 
 	var reg *pb.ListCustodiansResponse
-	if err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		reg, err = pb.NewCeremonyServiceClient(cc).ListCustodians(ctx, &pb.ListCustodiansRequest{})
 		return err
 	}); err != nil {
@@ -434,7 +434,7 @@ func runVote(c *cobra.Command, io *stdio, cf *clientFlags, kf *custodianKeyFlags
 		}
 		req := &pb.RejectRequest{Id: id, Custodian: name, KeyFingerprint: r.Key[:], Reason: reason, Signature: r.Signature}
 		var resp *pb.RejectResponse
-		if err := cl.call(ctx, retryPolicy{}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		if err := cl.call(ctx, notIdempotent("panvault ceremony show "+id), func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 			resp, err = pb.NewCeremonyServiceClient(cc).Reject(ctx, req)
 			return err
 		}); err != nil {
@@ -451,7 +451,7 @@ func runVote(c *cobra.Command, io *stdio, cf *clientFlags, kf *custodianKeyFlags
 		}
 		req := &pb.ApproveRequest{Id: id, Custodian: name, KeyFingerprint: a.Key[:], Signature: a.Signature}
 		var resp *pb.ApproveResponse
-		if err := cl.call(ctx, retryPolicy{}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		if err := cl.call(ctx, notIdempotent("panvault ceremony show "+id), func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 			resp, err = pb.NewCeremonyServiceClient(cc).Approve(ctx, req)
 			return err
 		}); err != nil {
@@ -511,7 +511,7 @@ func newCeremonyListCmd(io *stdio, cf *clientFlags) *cobra.Command {
 			token := ""
 			for {
 				var resp *pb.ListCeremoniesResponse
-				if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 					resp, err = pb.NewCeremonyServiceClient(cc).ListCeremonies(ctx, &pb.ListCeremoniesRequest{Status: st, PageToken: token})
 					return err
 				}); err != nil {
@@ -556,7 +556,7 @@ func newCeremonyShowCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				return err
 			}
 			var resp *pb.GetCeremonyResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewCeremonyServiceClient(cc).GetCeremony(ctx, &pb.GetCeremonyRequest{Id: args[0]})
 				return err
 			}); err != nil {
@@ -584,7 +584,7 @@ func newCeremonyLogCmd(io *stdio, cf *clientFlags) *cobra.Command {
 			all := &pb.GetCeremonyLogResponse{}
 			for {
 				var resp *pb.GetCeremonyLogResponse
-				if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 					resp, err = pb.NewCeremonyServiceClient(cc).GetCeremonyLog(ctx, &pb.GetCeremonyLogRequest{AfterSeq: after})
 					return err
 				}); err != nil {
@@ -628,7 +628,7 @@ func newCeremonyAuditCmd(io *stdio, cf *clientFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var resp *pb.AuditCeremonyLogResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewCeremonyServiceClient(cc).AuditCeremonyLog(ctx, &pb.AuditCeremonyLogRequest{})
 				return err
 			}); err != nil {

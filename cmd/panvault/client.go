@@ -119,43 +119,85 @@ func (c *cluster) Close() {
 	}
 }
 
-// retryPolicy says which failures a call may be retried on. UNAVAILABLE is
-// retried (the request did not reach a node that could act on it, or the
-// node says retrying is safe), except with reason OUTCOME_UNKNOWN: then the
-// write may have committed, and only a request that is idempotent (a read,
-// or a write carrying an idempotency key such as request_id) may be sent
-// again. deadlineExceeded marks such idempotent requests: they are retried
-// on DEADLINE_EXCEEDED and on OUTCOME_UNKNOWN as well.
-type retryPolicy struct{ deadlineExceeded bool }
+// retryPolicy says which failures a call may be retried on, and what to
+// tell the user when a call ends with its outcome unknown.
+//
+// UNAVAILABLE is retried (the request did not reach a node that could act on
+// it, or the node says retrying is safe), except with reason OUTCOME_UNKNOWN:
+// then the write may have committed. That, and DEADLINE_EXCEEDED of one
+// attempt, leave the outcome unknown: only an idempotent request is sent
+// again. A request that is not idempotent returns the error instead, with
+// the command that shows whether it took effect (checkWith) added to its
+// message.
+type retryPolicy struct {
+	// idempotent: sending the request again cannot repeat its effect: a
+	// read, a write carrying an idempotency key (request_id), or a create
+	// that returns the identical existing object.
+	idempotent bool
+	// checkWith is the command line that shows whether a non-idempotent
+	// request took effect ("" for none).
+	checkWith string
+}
+
+// idempotent is the policy of requests that may always be sent again.
+var idempotent = retryPolicy{idempotent: true}
+
+// notIdempotent is the policy of a request that must not be sent twice;
+// checkWith is the command that shows whether it took effect.
+func notIdempotent(checkWith string) retryPolicy { return retryPolicy{checkWith: checkWith} }
 
 // reasonOutcomeUnknown is the ErrorInfo reason of a write whose outcome the
 // server does not know (leadership lost mid-flight): it may have committed.
 const reasonOutcomeUnknown = "OUTCOME_UNKNOWN"
 
-// retryable reports whether a call that failed with err may be sent again
-// under rp (ctx is the command's overall context).
-func (rp retryPolicy) retryable(ctx context.Context, err error) bool {
+// outcomeUnknown reports whether a call that failed with err may still
+// have been carried out by the server.
+func outcomeUnknown(err error) bool {
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.Unavailable:
-		if _, reason := statusDetails(st); reason == reasonOutcomeUnknown {
-			return rp.deadlineExceeded
-		}
+		_, reason := statusDetails(st)
+		return reason == reasonOutcomeUnknown
+	case codes.DeadlineExceeded, codes.Canceled:
 		return true
-	case codes.DeadlineExceeded:
-		return rp.deadlineExceeded && ctx.Err() == nil
 	}
 	return false
+}
+
+// retryable reports whether a call that failed with err may be sent again
+// under rp (ctx is the command's overall context).
+func (rp retryPolicy) retryable(ctx context.Context, err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return rp.idempotent || !outcomeUnknown(err)
+	case codes.DeadlineExceeded:
+		return rp.idempotent && ctx.Err() == nil
+	}
+	return false
+}
+
+// final returns the error a call ends with: for a request that is not
+// idempotent and may have been carried out, the same status with a message
+// that says so and names the command that shows whether it was.
+func (rp retryPolicy) final(err error) error {
+	if rp.idempotent || rp.checkWith == "" || !outcomeUnknown(err) {
+		return err
+	}
+	st, _ := status.FromError(err)
+	p := st.Proto()
+	p.Message = fmt.Sprintf("%s; the outcome is unknown: it may have been carried out; check with `%s` before trying again",
+		st.Message(), rp.checkWith)
+	return status.FromProto(p).Err()
 }
 
 // perAttempt bounds one RPC attempt inside the command's overall deadline.
 const perAttempt = 15 * time.Second
 
 // call runs fn against the current node, moving to the next node and backing
-// off while it fails with a retryable code, until ctx ends.
+// off while it fails with an error rp allows retrying, until ctx ends.
 func (c *cluster) call(ctx context.Context, rp retryPolicy, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	for {
 		actx, cancel := context.WithTimeout(ctx, perAttempt)
 		err := fn(actx, c.conns[c.cur])
 		cancel()
@@ -163,19 +205,19 @@ func (c *cluster) call(ctx context.Context, rp retryPolicy, fn func(ctx context.
 			return nil
 		}
 		if !rp.retryable(ctx, err) {
-			return err
+			return rp.final(err)
 		}
 		c.cur = (c.cur + 1) % len(c.conns)
 		if c.cur == 0 || len(c.conns) == 1 {
 			select {
 			case <-ctx.Done():
-				return err
+				return rp.final(err)
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 2*time.Second)
 		}
 		if ctx.Err() != nil {
-			return err
+			return rp.final(err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,9 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// outcomeUnknown is the status a node returns for a write whose outcome it
-// does not know.
-func outcomeUnknown(t *testing.T) error {
+// outcomeUnknownStatus is the status a node returns for a write whose
+// outcome it does not know.
+func outcomeUnknownStatus(t *testing.T) error {
 	t.Helper()
 	st, err := status.New(codes.Unavailable, "outcome unknown").WithDetails(&errdetails.ErrorInfo{Reason: reasonOutcomeUnknown, Domain: "panvault"})
 	if err != nil {
@@ -22,23 +23,30 @@ func outcomeUnknown(t *testing.T) error {
 	return st.Err()
 }
 
-// A write without an idempotency key that ends with OUTCOME_UNKNOWN is not
-// sent again (it may have committed: a retry could duplicate it); one that
-// carries a key is; a plain UNAVAILABLE is retried either way.
+// A request that is not idempotent and ends with its outcome unknown
+// (OUTCOME_UNKNOWN, or a deadline) is not sent again (it may have been
+// carried out: a retry could repeat it), and its error keeps its code and
+// names the command that shows whether it was; an idempotent one is sent
+// again; a plain UNAVAILABLE is retried either way.
 func TestCallRetriesOutcomeUnknownOnlyWhenIdempotent(t *testing.T) {
-	unknown := outcomeUnknown(t)
+	unknown := outcomeUnknownStatus(t)
 	plain := status.Error(codes.Unavailable, "no leader")
+	deadline := status.Error(codes.DeadlineExceeded, "slow")
+	once := notIdempotent("panvault cluster status")
 	for _, tc := range []struct {
 		name      string
 		rp        retryPolicy
 		first     error
 		wantCalls int
 		wantCode  codes.Code
+		wantHint  bool
 	}{
-		{"non-idempotent outcome unknown", retryPolicy{}, unknown, 1, codes.Unavailable},
-		{"idempotent outcome unknown", retryPolicy{deadlineExceeded: true}, unknown, 2, codes.OK},
-		{"non-idempotent plain unavailable", retryPolicy{}, plain, 2, codes.OK},
-		{"non-idempotent deadline", retryPolicy{}, status.Error(codes.DeadlineExceeded, "slow"), 1, codes.DeadlineExceeded},
+		{"non-idempotent outcome unknown", once, unknown, 1, codes.Unavailable, true},
+		{"idempotent outcome unknown", idempotent, unknown, 2, codes.OK, false},
+		{"non-idempotent plain unavailable", once, plain, 2, codes.OK, false},
+		{"non-idempotent deadline", once, deadline, 1, codes.DeadlineExceeded, true},
+		{"idempotent deadline", idempotent, deadline, 2, codes.OK, false},
+		{"non-idempotent refusal", once, status.Error(codes.InvalidArgument, "bad"), 1, codes.InvalidArgument, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &cluster{addrs: []string{"a"}, conns: []*grpc.ClientConn{nil}}
@@ -54,6 +62,14 @@ func TestCallRetriesOutcomeUnknownOnlyWhenIdempotent(t *testing.T) {
 			})
 			if calls != tc.wantCalls || status.Code(err) != tc.wantCode {
 				t.Fatalf("%d calls, code %v; want %d calls, code %v", calls, status.Code(err), tc.wantCalls, tc.wantCode)
+			}
+			if hint := strings.Contains(status.Convert(err).Message(), "check with `panvault cluster status`"); hint != tc.wantHint {
+				t.Fatalf("error %q: names the check command: %v, want %v", err, hint, tc.wantHint)
+			}
+			if tc.wantHint {
+				if _, reason := statusDetails(status.Convert(err)); tc.first == unknown && reason != reasonOutcomeUnknown {
+					t.Fatalf("error %q lost its reason (%q)", err, reason)
+				}
 			}
 		})
 	}

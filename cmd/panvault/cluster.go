@@ -20,7 +20,7 @@ func newClusterCmd(io *stdio, cf *clientFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var resp *pb.StatusResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewClusterServiceClient(cc).Status(ctx, &pb.StatusRequest{})
 				return err
 			}); err != nil {
@@ -54,7 +54,8 @@ func newClusterCmd(io *stdio, cf *clientFlags) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			var resp *pb.JoinResponse
 			req := &pb.JoinRequest{NodeId: args[0], RaftAddress: args[1], Nonvoter: nonvoter}
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			// Idempotent: joining with the same id and address is a no-op.
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewClusterServiceClient(cc).Join(ctx, req)
 				return err
 			}); err != nil {
@@ -79,7 +80,10 @@ func newClusterCmd(io *stdio, cf *clientFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			var resp *pb.RemoveResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			// Not retried when its outcome is unknown: the retry would
+			// report a node this call removed as "not a member", and would
+			// remove a node of that id that joined again meanwhile.
+			if err := adminCall(c, cf, notIdempotent("panvault cluster status"), func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewClusterServiceClient(cc).Remove(ctx, &pb.RemoveRequest{NodeId: args[0]})
 				return err
 			}); err != nil {
@@ -107,8 +111,9 @@ func newClusterCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				req.TargetNodeId = args[0]
 			}
 			var resp *pb.TransferLeadershipResponse
-			// Not retried on DEADLINE_EXCEEDED: a second transfer would move leadership again.
-			if err := adminCallWith(c, cf, retryPolicy{}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			// Not retried when its outcome is unknown: a second transfer
+			// would move leadership again.
+			if err := adminCall(c, cf, notIdempotent("panvault cluster status"), func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewClusterServiceClient(cc).TransferLeadership(ctx, req)
 				return err
 			}); err != nil {

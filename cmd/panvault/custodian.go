@@ -195,7 +195,7 @@ with exactly the same registry reports it as existing.`,
 				req.Custodians = append(req.Custodians, reg)
 			}
 			var resp *pb.InitCustodiansResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewCeremonyServiceClient(cc).InitCustodians(ctx, req)
 				return err
 			}); err != nil {
@@ -238,7 +238,7 @@ func newCustodianListCmd(io *stdio, cf *clientFlags) *cobra.Command {
 
 func listCustodians(c *cobra.Command, cf *clientFlags) (*pb.ListCustodiansResponse, error) {
 	var resp *pb.ListCustodiansResponse
-	err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = pb.NewCeremonyServiceClient(cc).ListCustodians(ctx, &pb.ListCustodiansRequest{})
 		return err
 	})

@@ -6,12 +6,15 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 	"github.com/panvault/panvault/vault/ceremony"
@@ -19,8 +22,8 @@ import (
 )
 
 // A fake vault forces the failure paths a real one should never take: a
-// proposal whose bytes do not match its id, and a "migration" to the same
-// key version. The real server is used everywhere else (TestCeremonyCLI).
+// proposal whose bytes do not match its id, a "migration" to the same key
+// version, and requests whose outcome is unknown. The real server is used everywhere else (TestCeremonyCLI).
 
 type lyingCeremonies struct {
 	pb.UnimplementedCeremonyServiceServer
@@ -121,5 +124,139 @@ func TestRetokenizeRefusesNonMigration(t *testing.T) {
 	code, out, stderr := runCLI(t, "", append([]string{"retokenize", "--scheme", "pan-ff1", "--from-version", "1", "4111116654509701"}, flags...)...)
 	if code != 1 || !strings.Contains(stderr, "nothing was migrated") || strings.Contains(out+stderr, "4111116654509701") {
 		t.Fatalf("retokenize to the same version: %d %q %q", code, out, stderr)
+	}
+}
+
+// flaky fails the first call of every method with first (a status that
+// leaves the outcome unknown) and lets later calls succeed, counting the
+// calls of each method.
+type flaky struct {
+	first error
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (f *flaky) answer(method string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[method]++
+	if f.calls[method] == 1 {
+		return f.first
+	}
+	return nil
+}
+
+func (f *flaky) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+type flakyCluster struct {
+	pb.UnimplementedClusterServiceServer
+	*flaky
+}
+
+func (f flakyCluster) Join(context.Context, *pb.JoinRequest) (*pb.JoinResponse, error) {
+	if err := f.answer("Join"); err != nil {
+		return nil, err
+	}
+	return &pb.JoinResponse{}, nil
+}
+
+func (f flakyCluster) Remove(context.Context, *pb.RemoveRequest) (*pb.RemoveResponse, error) {
+	if err := f.answer("Remove"); err != nil {
+		return nil, err
+	}
+	return &pb.RemoveResponse{}, nil
+}
+
+func (f flakyCluster) TransferLeadership(_ context.Context, req *pb.TransferLeadershipRequest) (*pb.TransferLeadershipResponse, error) {
+	if err := f.answer("TransferLeadership"); err != nil {
+		return nil, err
+	}
+	return &pb.TransferLeadershipResponse{LeaderId: req.GetTargetNodeId()}, nil
+}
+
+type flakyAdmin struct {
+	pb.UnimplementedAdminServiceServer
+	*flaky
+}
+
+func (f flakyAdmin) CreateScheme(_ context.Context, req *pb.CreateSchemeRequest) (*pb.CreateSchemeResponse, error) {
+	if err := f.answer("CreateScheme"); err != nil {
+		return nil, err
+	}
+	return &pb.CreateSchemeResponse{Scheme: req.GetScheme()}, nil
+}
+
+type flakyCeremonies struct {
+	pb.UnimplementedCeremonyServiceServer
+	*flaky
+}
+
+func (f flakyCeremonies) Propose(context.Context, *pb.ProposeRequest) (*pb.ProposeResponse, error) {
+	if err := f.answer("Propose"); err != nil {
+		return nil, err
+	}
+	return nil, status.Error(codes.AlreadyExists, "a second proposal was sent")
+}
+
+// An admin request whose outcome is unknown (OUTCOME_UNKNOWN, or a
+// deadline) is sent again only when it is idempotent; otherwise the command
+// fails with the status and names the command that shows whether it took
+// effect.
+func TestAdminRetriesOnlyIdempotentOnUnknownOutcome(t *testing.T) {
+	unknown := outcomeUnknownStatus(t)
+	deadline := status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		method    string
+		wantCalls int
+		wantCode  int
+		wantOut   string
+		wantErr   string
+	}{
+		{"cluster remove", []string{"cluster", "remove", "node2"}, "Remove", 1, 1, "", "check with `panvault cluster status`"},
+		{"cluster transfer", []string{"cluster", "transfer", "node2"}, "TransferLeadership", 1, 1, "", "check with `panvault cluster status`"},
+		{"ceremony propose", []string{"ceremony", "propose", "rotate-key", "pan-encryption"}, "Propose", 1, 1, "",
+			"check with `panvault ceremony list --status pending`"},
+		{"cluster join", []string{"cluster", "join", "node4", "127.0.0.1:7004"}, "Join", 2, 0, "node node4 already a member", ""},
+		{"scheme create", []string{"scheme", "create", "pan", "--mode", "vaulted", "--key", "pan-encryption"}, "CreateScheme", 2, 0,
+			"scheme pan exists (identical)", ""},
+	} {
+		for _, first := range []error{unknown, deadline} {
+			t.Run(tc.name+"/"+status.Code(first).String(), func(t *testing.T) {
+				f := &flaky{first: first, calls: map[string]int{}}
+				flags := fakeVault(t, func(s *grpc.Server) {
+					pb.RegisterClusterServiceServer(s, flakyCluster{flaky: f})
+					pb.RegisterAdminServiceServer(s, flakyAdmin{flaky: f})
+					pb.RegisterCeremonyServiceServer(s, flakyCeremonies{flaky: f})
+				})
+				// Through the environment: `scheme create --key` names the
+				// scheme's key and shadows the global --key.
+				envOf := map[string]string{"--addr": envAddr, "--cacert": envCACert, "--cert": envCert, "--key": envKey}
+				args := append([]string(nil), tc.args...)
+				for i := 0; i+1 < len(flags); i += 2 {
+					if env, ok := envOf[flags[i]]; ok {
+						t.Setenv(env, flags[i+1])
+					} else {
+						args = append(args, flags[i], flags[i+1])
+					}
+				}
+				code, out, stderr := runCLI(t, "", args...)
+				if n := f.count(tc.method); n != tc.wantCalls {
+					t.Errorf("%s sent %d times, want %d", tc.method, n, tc.wantCalls)
+				}
+				if code != tc.wantCode || !strings.Contains(out, tc.wantOut) || !strings.Contains(stderr, tc.wantErr) {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, %q on stdout, %q on stderr",
+						code, out, stderr, tc.wantCode, tc.wantOut, tc.wantErr)
+				}
+				if tc.wantCode != 0 && !strings.Contains(stderr, codeName(status.Code(first))) {
+					t.Errorf("stderr %q does not give the code %s", stderr, codeName(status.Code(first)))
+				}
+			})
+		}
 	}
 }

@@ -90,7 +90,7 @@ not change.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			var resp *pb.StartReencryptResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewCeremonyServiceClient(cc).StartReencrypt(ctx, &pb.StartReencryptRequest{Key: args[0]})
 				return err
 			}); err != nil {
@@ -181,7 +181,7 @@ func watchReencrypt(c *cobra.Command, io *stdio, cf *clientFlags, key string, st
 		}
 		cctx, cancel := context.WithTimeout(ctx, cf.timeout)
 		var resp *pb.GetReencryptStatusResponse
-		err := cl.call(cctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		err := cl.call(cctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 			resp, err = pb.NewCeremonyServiceClient(cc).GetReencryptStatus(ctx, &pb.GetReencryptStatusRequest{Key: key})
 			return err
 		})

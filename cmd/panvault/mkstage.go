@@ -143,7 +143,7 @@ func newMKClusterStatusCmd(io *stdio, cf *clientFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var resp *pb.GetMasterKeyStatusResponse
-			if err := adminCall(c, cf, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewCeremonyServiceClient(cc).GetMasterKeyStatus(ctx, &pb.GetMasterKeyStatusRequest{})
 				return err
 			}); err != nil {

@@ -87,7 +87,7 @@ func runRetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme strin
 				req.Items[j] = &pb.RetokenizeItem{Token: tokens[i]}
 			}
 			var resp *pb.RetokenizeResponse
-			if err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewTokenServiceClient(cc).Retokenize(ctx, req)
 				return err
 			}); err != nil {

@@ -71,7 +71,7 @@ a later version of the key fails.`,
 			defer cancel()
 			req := &pb.SignRequest{Key: key, KeyVersion: version, Message: msg}
 			var resp *pb.SignResponse
-			if err := cl.call(ctx, retryPolicy{}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewSigningServiceClient(cc).Sign(ctx, req)
 				return err
 			}); err != nil {
@@ -126,7 +126,7 @@ valid signature of FILE's bytes. Prints "valid" (exit 0) or "invalid" (exit 1).`
 			defer cancel()
 			req := &pb.VerifyRequest{Key: key, KeyVersion: version, Message: msg, Signature: sig}
 			var resp *pb.VerifyResponse
-			if err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewSigningServiceClient(cc).Verify(ctx, req)
 				return err
 			}); err != nil {

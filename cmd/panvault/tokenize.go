@@ -125,7 +125,7 @@ func newDeleteTokenCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				results[i].Index = i
 				req := &pb.DeleteTokenRequest{Scheme: scheme, Token: tok, RequestId: fmt.Sprintf("%s-%d", prefix, i)}
 				var resp *pb.DeleteTokenResponse
-				err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 					resp, err = pb.NewTokenServiceClient(cc).DeleteToken(ctx, req)
 					return err
 				})
@@ -222,7 +222,7 @@ func runTokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme string,
 	if len(pans) == 1 {
 		req := &pb.TokenizeRequest{Scheme: scheme, Pan: pans[0], RequestId: prefix + "-0"}
 		var resp *pb.TokenizeResponse
-		err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 			resp, err = pb.NewTokenServiceClient(cc).Tokenize(ctx, req)
 			return err
 		})
@@ -246,7 +246,7 @@ func runTokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme string,
 					req.Items[j] = &pb.TokenizeBatchItem{Pan: pans[i], RequestId: fmt.Sprintf("%s-%d", prefix, i)}
 				}
 				var resp *pb.TokenizeBatchResponse
-				err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 					resp, err = pb.NewTokenServiceClient(cc).TokenizeBatch(ctx, req)
 					return err
 				})
@@ -325,7 +325,7 @@ func runDetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme strin
 	if len(tokens) == 1 {
 		req := &pb.DetokenizeRequest{Scheme: scheme, Token: tokens[0], Consistency: cons, Masked: masked}
 		var resp *pb.DetokenizeResponse
-		err := cl.call(ctx, retryPolicy{}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 			resp, err = pb.NewTokenServiceClient(cc).Detokenize(ctx, req)
 			return err
 		})
@@ -351,7 +351,7 @@ func runDetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme strin
 					req.Items[j] = &pb.DetokenizeBatchItem{Token: tokens[i]}
 				}
 				var resp *pb.DetokenizeBatchResponse
-				err := cl.call(ctx, retryPolicy{deadlineExceeded: true}, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 					resp, err = pb.NewTokenServiceClient(cc).DetokenizeBatch(ctx, req)
 					return err
 				})
