@@ -59,6 +59,45 @@ func TestRecoveryHidesPanicValue(t *testing.T) {
 	}
 }
 
+// panicHoldingPAN panics in a frame whose argument is a PAN by value, as
+// handler helpers take them: a runtime stack trace would print the
+// argument's words.
+//
+//go:noinline
+func panicHoldingPAN(p card.PAN) int {
+	if p.Len() > 0 {
+		panic("boom")
+	}
+	return 0
+}
+
+// TestRecoveryLogsNoFrameArguments: the panic log names the frames but
+// carries no argument values, so no PAN digits (as text or as the hex
+// words a runtime stack prints) reach it.
+func TestRecoveryLogsNoFrameArguments(t *testing.T) {
+	var logs syncBuffer
+	n := &Node{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	pan, err := card.Parse("4111111111111111", card.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	intercept := recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(n.recovered))
+	_, err = intercept(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/x/y"},
+		func(context.Context, any) (any, error) { return panicHoldingPAN(pan), nil })
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("recovered: %v", status.Code(err))
+	}
+	out := logs.String()
+	if !strings.Contains(out, "panicHoldingPAN") {
+		t.Fatalf("panic log does not name the panicking frame (%d bytes)", len(out))
+	}
+	for _, leak := range []string{"4111111111111111", "0x34, 0x31, 0x31", "0x3131313131313134", "0x31313131"} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("panic log carries PAN digits (pattern %d)", len(leak))
+		}
+	}
+}
+
 func TestUnknownFields(t *testing.T) {
 	raw := protowire.AppendTag(nil, 77, protowire.VarintType)
 	raw = protowire.AppendVarint(raw, 123)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
+	"runtime"
 	"strings"
 	"time"
 
@@ -176,11 +176,32 @@ func (n *Node) logCall(ctx context.Context, method string, c caller, ri *reqInfo
 }
 
 // recovered turns a handler panic into INTERNAL. Neither the log line nor
-// the status carries the panic value (it could hold request data); the
-// stack shows where it happened.
+// the status carries the panic value (it could hold request data), and the
+// log shows where it happened as function and file:line only: a full
+// runtime stack (debug.Stack) prints every frame's arguments, and a
+// card.PAN passed by value there would put its digits in the log.
 func (n *Node) recovered(ctx context.Context, p any) error {
-	n.log.Error("handler panicked", "panic_type", typeName(p), "stack", string(debug.Stack()))
-	return status.Error(codes.Internal, "internal error")
+	n.log.Error("handler panicked", "panic_type", typeName(p), "frames", panicFrames(3))
+	return statusOf(errHandlerPanic)
+}
+
+// errHandlerPanic is what a client sees of a handler panic (status.go).
+var errHandlerPanic = errors.New("handler panicked")
+
+// panicFrames lists the calling goroutine's frames above skip as
+// "function file:line", without argument values.
+func panicFrames(skip int) []string {
+	pcs := make([]uintptr, 64)
+	pcs = pcs[:runtime.Callers(skip, pcs)]
+	frames := runtime.CallersFrames(pcs)
+	var out []string
+	for {
+		f, more := frames.Next()
+		out = append(out, fmt.Sprintf("%s %s:%d", f.Function, f.File, f.Line))
+		if !more {
+			return out
+		}
+	}
 }
 
 func typeName(v any) string {

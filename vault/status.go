@@ -134,6 +134,7 @@ var statusTable = []statusRule{
 	{context.Canceled, codes.Canceled, "", ""},
 
 	// Server-side faults. Their text is not for clients.
+	{errHandlerPanic, codes.Internal, "INTERNAL", "internal error"},
 	{ErrCorruptRecord, codes.DataLoss, "RECORD_CORRUPT", "stored record failed its integrity check"},
 	{keys.ErrDecrypt, codes.DataLoss, "RECORD_CORRUPT", "stored record failed its integrity check"},
 }
