@@ -1,6 +1,7 @@
 package ceremony_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -17,9 +18,9 @@ import (
 )
 
 func TestPublicKeys(t *testing.T) {
-	ed := edSigner(1)
+	ed := edSigner(t, 1)
 	p256 := p256Signer(t, 2)
-	for _, s := range []memSigner{ed, p256} {
+	for _, s := range []*ceremony.FileSigner{ed, p256} {
 		der, err := ceremony.MarshalPublicKey(s.Public())
 		if err != nil {
 			t.Fatal(err)
@@ -57,16 +58,48 @@ func TestPublicKeys(t *testing.T) {
 	if _, err := ceremony.ParseAlgorithm("rsa"); !errors.Is(err, ceremony.ErrUnsupportedKey) {
 		t.Errorf("ParseAlgorithm(rsa) = %v", err)
 	}
+	// FileSigner's signatures verify with the standard library alone and
+	// with ceremony.Verify; both refuse another message, a flipped bit and
+	// the other key.
 	msg := []byte("m")
-	sig, _ := ed.Sign(msg)
-	if err := ceremony.Verify(ed.Public(), msg, sig); err != nil {
-		t.Errorf("Verify ed25519: %v", err)
+	for _, c := range []struct {
+		s, other *ceremony.FileSigner
+	}{{ed, p256}, {p256, ed}} {
+		alg := c.s.Algorithm()
+		sig, err := c.s.Sign(msg)
+		if err != nil {
+			t.Fatalf("%s: Sign: %v", alg, err)
+		}
+		if !stdVerify(c.s.Public(), msg, sig) {
+			t.Errorf("%s: signature does not verify with the standard library", alg)
+		}
+		if err := ceremony.Verify(c.s.Public(), msg, sig); err != nil {
+			t.Errorf("%s: Verify: %v", alg, err)
+		}
+		for name, v := range map[string]struct {
+			pub      any
+			msg, sig []byte
+		}{
+			"other message": {c.s.Public(), []byte("n"), sig},
+			"flipped bit":   {c.s.Public(), msg, flip(sig)},
+			"other key":     {c.other.Public(), msg, sig},
+		} {
+			if stdVerify(v.pub, v.msg, v.sig) {
+				t.Errorf("%s: %s verifies with the standard library", alg, name)
+			}
+			if err := ceremony.Verify(v.pub, v.msg, v.sig); !errors.Is(err, ceremony.ErrBadSignature) {
+				t.Errorf("%s: Verify with %s = %v", alg, name, err)
+			}
+		}
+		if err := ceremony.Verify(&rsaKey.PublicKey, msg, sig); !errors.Is(err, ceremony.ErrUnsupportedKey) {
+			t.Errorf("%s: Verify with rsa = %v", alg, err)
+		}
 	}
-	if err := ceremony.Verify(ed.Public(), []byte("n"), sig); !errors.Is(err, ceremony.ErrBadSignature) {
-		t.Errorf("Verify other message = %v", err)
-	}
-	if err := ceremony.Verify(&rsaKey.PublicKey, msg, sig); !errors.Is(err, ceremony.ErrUnsupportedKey) {
-		t.Errorf("Verify with rsa = %v", err)
+	// Ed25519 is deterministic: the production signer gives the standard
+	// library's signature byte for byte.
+	edSig, _ := ed.Sign(msg)
+	if want := ed25519.Sign(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize)), msg); !bytes.Equal(edSig, want) {
+		t.Errorf("ed25519 signature differs from crypto/ed25519's")
 	}
 }
 
@@ -86,7 +119,7 @@ func TestAcknowledgement(t *testing.T) {
 			t.Errorf("statement lacks %q", want)
 		}
 	}
-	other := edSigner(8)
+	other := edSigner(t, 8)
 	otherDER, _ := ceremony.MarshalPublicKey(other.Public())
 	mut := map[string]func(c ceremony.Custodian) ceremony.Custodian{
 		"renamed": func(c ceremony.Custodian) ceremony.Custodian { c.Name = "frank"; return c },
@@ -115,10 +148,10 @@ func TestAcknowledgement(t *testing.T) {
 }
 
 // brokenSigner returns signatures that do not verify, like a faulty token.
-type brokenSigner struct{ memSigner }
+type brokenSigner struct{ ceremony.Signer }
 
 func (b brokenSigner) Sign(msg []byte) ([]byte, error) {
-	sig, err := b.memSigner.Sign(msg)
+	sig, err := b.Signer.Sign(msg)
 	return flip(sig), err
 }
 
@@ -171,7 +204,7 @@ func TestRegistry(t *testing.T) {
 	twin := newParty(t, "zed", f.alice.signer).c // alice's key under another name
 	forged := f.carol.c
 	forged.AckSignature = flip(forged.AckSignature)
-	future := newParty(t, "dave", edSigner(4)).c
+	future := newParty(t, "dave", edSigner(t, 4)).c
 	future.Acknowledged = t0.Add(time.Hour)
 	cases := []struct {
 		name string

@@ -6,10 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,30 +22,40 @@ import (
 // t0 is the fixed "now" of most tests.
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
-// memSigner is a custodian key held in memory: the test's own Signer
-// implementation, independent of FileSigner, standing in for a token.
-type memSigner struct{ priv crypto.Signer }
-
-func (s memSigner) Public() crypto.PublicKey { return s.priv.Public() }
-
-func (s memSigner) Sign(msg []byte) ([]byte, error) {
-	switch k := s.priv.(type) {
-	case ed25519.PrivateKey:
-		return ed25519.Sign(k, msg), nil
-	case *ecdsa.PrivateKey:
-		d := sha256.Sum256(msg)
-		return ecdsa.SignASN1(rand.Reader, k, d[:])
+// keyFileSigner writes priv to a PKCS#8 PEM key file (mode 0600) in a
+// temporary directory and loads it with ceremony.LoadKeyFile, so that every
+// test signs through the production FileSigner, the path dev mode uses.
+// The keys are deterministic so that frozen transcript hashes that embed an
+// Ed25519 acknowledgement stay fixed.
+func keyFileSigner(t testing.TB, priv crypto.Signer) *ceremony.FileSigner {
+	t.Helper()
+	p8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatalf("encode test key: %v", err)
 	}
-	return nil, errors.New("memSigner: unsupported key")
+	path := filepath.Join(t.TempDir(), "custodian.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600); err != nil {
+		t.Fatalf("write test key file: %v", err)
+	}
+	s, err := ceremony.LoadKeyFile(path)
+	if err != nil {
+		t.Fatalf("LoadKeyFile: %v", err)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if pub, ok := priv.Public().(equaler); !ok || !pub.Equal(s.Public()) {
+		t.Fatalf("the loaded key file holds another key than the one written")
+	}
+	return s
 }
 
-// edSigner returns a deterministic Ed25519 key.
-func edSigner(seed byte) memSigner {
-	return memSigner{ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))}
+// edSigner returns a deterministic Ed25519 custodian key (seed repeated).
+func edSigner(t testing.TB, seed byte) *ceremony.FileSigner {
+	t.Helper()
+	return keyFileSigner(t, ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize)))
 }
 
-// p256Signer returns a deterministic ECDSA P-256 key (scalar = seed).
-func p256Signer(t testing.TB, seed byte) memSigner {
+// p256Signer returns a deterministic ECDSA P-256 custodian key.
+func p256Signer(t testing.TB, seed byte) *ceremony.FileSigner {
 	t.Helper()
 	raw := make([]byte, 32)
 	raw[31] = seed
@@ -51,7 +64,25 @@ func p256Signer(t testing.TB, seed byte) memSigner {
 	if err != nil {
 		t.Fatalf("p256 key: %v", err)
 	}
-	return memSigner{k}
+	return keyFileSigner(t, k)
+}
+
+// stdVerify reports whether sig is a valid signature of msg by pub, checked
+// with the standard library alone (pure Ed25519; ECDSA P-256 over
+// SHA-256(msg), ASN.1 DER) and independent of ceremony.Verify, so that a bug
+// shared by the production signer and verifier cannot pass unnoticed.
+func stdVerify(pub crypto.PublicKey, msg, sig []byte) bool {
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		return len(k) == ed25519.PublicKeySize && ed25519.Verify(k, msg, sig)
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return false
+		}
+		d := sha256.Sum256(msg)
+		return ecdsa.VerifyASN1(k, d[:], sig)
+	}
+	return false
 }
 
 // party is a custodian and their key.
@@ -67,6 +98,9 @@ func newParty(t testing.TB, name string, s ceremony.Signer) party {
 	if err != nil {
 		t.Fatalf("acknowledgement for %s: %v", name, err)
 	}
+	if !stdVerify(s.Public(), ceremony.AcknowledgementMessage(name, c.Fingerprint(), c.Acknowledged), c.AckSignature) {
+		t.Fatalf("acknowledgement for %s does not verify with the standard library", name)
+	}
 	return party{name: name, signer: s, c: c}
 }
 
@@ -80,10 +114,10 @@ type fixture struct {
 func newFixture(t testing.TB) fixture {
 	t.Helper()
 	f := fixture{
-		alice:   newParty(t, "alice", edSigner(1)),
+		alice:   newParty(t, "alice", edSigner(t, 1)),
 		bob:     newParty(t, "bob", p256Signer(t, 2)),
-		carol:   newParty(t, "carol", edSigner(3)),
-		mallory: newParty(t, "mallory", edSigner(9)),
+		carol:   newParty(t, "carol", edSigner(t, 3)),
+		mallory: newParty(t, "mallory", edSigner(t, 9)),
 	}
 	reg, err := ceremony.NewRegistry([]ceremony.Custodian{f.carol.c, f.alice.c, f.bob.c}, 2, t0.Add(-time.Hour))
 	if err != nil {
@@ -122,6 +156,13 @@ func approve(t testing.TB, reg *ceremony.Registry, st ceremony.State, p party, a
 	a, err := ceremony.SignApproval(p.signer, p.name, st.Proposal)
 	if err != nil {
 		t.Fatalf("SignApproval by %s: %v", p.name, err)
+	}
+	h, err := st.Proposal.Transcript()
+	if err != nil {
+		t.Fatalf("transcript: %v", err)
+	}
+	if !stdVerify(p.signer.Public(), ceremony.ApprovalMessage(h.ID(), h), a.Signature) {
+		t.Fatalf("approval by %s does not verify with the standard library", p.name)
 	}
 	next, _, err := ceremony.Approve(reg, st, a, at)
 	if err != nil {

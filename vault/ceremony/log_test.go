@@ -89,7 +89,7 @@ func (b *logBuilder) execute(id, outcome string, at time.Time) {
 func scenario(t testing.TB) *logBuilder {
 	f := newFixture(t)
 	b := newLog(t, f.reg)
-	dave := newParty(t, "dave", edSigner(4))
+	dave := newParty(t, "dave", edSigner(t, 4))
 
 	rot := b.propose(ceremony.RotateKey{Name: "payments-p256"}, "alice", t0, 1)
 	b.approve(rot, f.bob, t0.Add(time.Minute))

@@ -25,7 +25,7 @@ import (
 // format: it needs a new prefix version, not a new golden value.
 func goldenProposals(t testing.TB) map[string]ceremony.Proposal {
 	t.Helper()
-	ed := edSigner(5)
+	ed := edSigner(t, 5)
 	dave, err := ceremony.SignAcknowledgement(ed, "dave", time.Date(2026, 2, 28, 12, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestProposalValidate(t *testing.T) {
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	p384DER, _ := x509.MarshalPKIXPublicKey(&p384.PublicKey)
 	add := g["add"].Params.(ceremony.AddCustodian)
-	otherKey := newParty(t, "dave", edSigner(6)).c // same name, another key
+	otherKey := newParty(t, "dave", edSigner(t, 6)).c // same name, another key
 	year := 365 * 24 * time.Hour
 
 	cases := []struct {

@@ -319,7 +319,7 @@ func TestFail(t *testing.T) {
 
 func TestProposeChecks(t *testing.T) {
 	f := newFixture(t)
-	dave := newParty(t, "dave", edSigner(4))
+	dave := newParty(t, "dave", edSigner(t, 4))
 	sameKeyAsAlice := newParty(t, "dave", f.alice.signer)
 	pair, err := ceremony.NewRegistry([]ceremony.Custodian{f.alice.c, f.bob.c}, 2, t0.Add(-time.Hour))
 	if err != nil {
@@ -431,7 +431,7 @@ func TestRegistryCeremonies(t *testing.T) {
 
 	// Re-keyed: carol registered again with another key. Her approval made
 	// with the old key no longer counts, and she cannot approve again.
-	newCarol := newParty(t, "carol", edSigner(33))
+	newCarol := newParty(t, "carol", edSigner(t, 33))
 	rekeyed, err := ceremony.NewRegistry([]ceremony.Custodian{f.alice.c, f.bob.c, newCarol.c}, 2, t0)
 	if err != nil {
 		t.Fatal(err)
