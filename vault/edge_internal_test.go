@@ -177,6 +177,59 @@ func TestRecords(t *testing.T) {
 	}
 }
 
+// TestCoalescerDiscardsAbandonedResults: a caller whose context ends while
+// its job runs gets its context error, and the results that come later are
+// handed to discard (detokenize wipes the PANs there) instead of being left
+// for the collector; a caller still waiting gets its results untouched.
+func TestCoalescerDiscardsAbandonedResults(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := &Node{ctx: ctx, cancel: cancel, log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))}
+	r := newFF1Registry(n)
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	c := newLingeringCoalescer(r, func(in []int) ([]int, []error, error) {
+		started <- struct{}{}
+		<-release
+		out := make([]int, len(in))
+		for i, x := range in {
+			out[i] = x * 2
+		}
+		return out, make([]error, len(in)), nil
+	}, time.Hour)
+	discarded := make(chan []int, 1)
+	c.discard = func(out []int) { discarded <- slices.Clone(out) }
+
+	callCtx, leave := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.doMany(callCtx, []int{1, 2, 3})
+		errc <- err
+	}()
+	<-started
+	leave()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned call: %v", err)
+	}
+	close(release)
+	select {
+	case out := <-discarded:
+		if !slices.Equal(out, []int{2, 4, 6}) {
+			t.Fatalf("discarded %v, want the abandoned job's results", out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("results of the abandoned job were never discarded")
+	}
+	// A caller that stays is answered and nothing is discarded.
+	if out, errs, err := c.doMany(context.Background(), []int{5}); err != nil || out[0] != 10 || errs[0] != nil {
+		t.Fatalf("waiting call: %v %v %v", out, errs, err)
+	}
+	select {
+	case out := <-discarded:
+		t.Fatalf("discarded %v of a caller that waited", out)
+	default:
+	}
+}
+
 // TestCoalescerGathers: while a batch runs, calls queue up; the next batch
 // takes every queued call at once, and each caller gets its own answer.
 func TestCoalescerGathers(t *testing.T) {

@@ -130,6 +130,11 @@ func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, version uint32
 		}
 		return out, errs, nil
 	})
+	eng.dec.discard = func(pans []card.PAN) {
+		for i := range pans {
+			pans[i].Wipe()
+		}
+	}
 	r.m[k] = eng
 	return eng, nil
 }
@@ -234,14 +239,26 @@ type coalescer[In, Out any] struct {
 	run      func([]In) ([]Out, []error, error)
 	linger   time.Duration // coalesceLinger (tests change it)
 	arrivals atomic.Uint64 // jobs queued so far
+	// discard, when set, is applied to the results of a job whose caller
+	// left before they came (detokenize: wipes the PANs nobody will).
+	discard func([]Out)
 }
 
+// A job's state: pending until the worker answers it or its caller leaves,
+// whichever comes first (the other side then knows who owns the results).
+const (
+	jobPending int32 = iota
+	jobAnswered
+	jobAbandoned
+)
+
 type job[In, Out any] struct {
-	in   []In
-	out  []Out
-	errs []error
-	err  error
-	done chan struct{}
+	in    []In
+	out   []Out
+	errs  []error
+	err   error
+	done  chan struct{}
+	state atomic.Int32
 }
 
 func newCoalescer[In, Out any](r *ff1Registry, run func([]In) ([]Out, []error, error)) *coalescer[In, Out] {
@@ -287,10 +304,21 @@ func (c *coalescer[In, Out]) doMany(ctx context.Context, ins []In) ([]Out, []err
 	case <-j.done:
 		return j.out, j.errs, j.err
 	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		return j.leave(ctx.Err())
 	case <-c.n.ctx.Done():
-		return nil, nil, ErrClosed
+		return j.leave(ErrClosed)
 	}
+}
+
+// leave gives up waiting for j: from now on its results are the worker's
+// to discard. If the worker answered first, the results are returned after
+// all (they are the caller's, and complete).
+func (j *job[In, Out]) leave(err error) ([]Out, []error, error) {
+	if j.state.CompareAndSwap(jobPending, jobAbandoned) {
+		return nil, nil, err
+	}
+	<-j.done
+	return j.out, j.errs, j.err
 }
 
 func (c *coalescer[In, Out]) work() {
@@ -384,6 +412,9 @@ func (c *coalescer[In, Out]) work() {
 				j.out, j.errs = outs[off:off+n:off+n], errs[off:off+n:off+n]
 			}
 			off += n
+			if !j.state.CompareAndSwap(jobPending, jobAnswered) && c.discard != nil && j.out != nil {
+				c.discard(j.out) // the caller left
+			}
 			close(j.done)
 		}
 		clear(ins) // drop PANs held by the scratch slice
