@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 )
@@ -71,74 +69,36 @@ func runRetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme strin
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
 	results := make([]retokenResult, len(tokens))
-	pending := make([]int, len(tokens))
-	for i := range tokens {
-		results[i].Index = i
-		pending[i] = i
-	}
 	// FF1 is deterministic: resending an item gives the same new token, so
 	// items failing with UNAVAILABLE are simply sent again.
-	for round := 0; len(pending) > 0 && round < maxItemRounds; round++ {
-		var again []int
-		for start := 0; start < len(pending); start += batch {
-			chunk := pending[start:min(start+batch, len(pending))]
-			req := &pb.RetokenizeRequest{Scheme: scheme, FromKeyVersion: from, Items: make([]*pb.RetokenizeItem, len(chunk))}
-			for j, i := range chunk {
-				req.Items[j] = &pb.RetokenizeItem{Token: tokens[i]}
-			}
-			var resp *pb.RetokenizeResponse
-			if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-				resp, err = pb.NewTokenServiceClient(cc).Retokenize(ctx, req)
-				return err
-			}); err != nil {
-				return err
-			}
-			if len(resp.GetResults()) != len(chunk) {
-				return fmt.Errorf("server returned %d results for %d items", len(resp.GetResults()), len(chunk))
-			}
-			if to := resp.GetToKeyVersion(); to <= from {
-				// Not a migration: the answering node's latest version is
-				// still the old one (a rotation not yet applied there).
-				return fmt.Errorf("%w: the vault's latest version of the scheme's key is %d, not newer than --from-version %d; nothing was migrated (if the key was just rotated, try again)",
-					errNotMigrated, to, from)
-			}
-			for j, r := range resp.GetResults() {
-				i := chunk[j]
-				if s := r.GetSuccess(); s != nil {
-					results[i] = retokenResult{Index: i, Token: s.GetToken(), KeyVersion: s.GetKeyVersion(), MaskedPAN: s.GetMaskedPan()}
-					continue
-				}
-				e := itemError(r.GetError())
-				results[i].Error = &e
-				if codes.Code(r.GetError().GetCode()) == codes.Unavailable {
-					again = append(again, i)
-				}
-			}
+	errs, err := sendInBatches(len(tokens), batch, func(chunk []int) ([]*pb.RetokenizeResult, error) {
+		req := &pb.RetokenizeRequest{Scheme: scheme, FromKeyVersion: from, Items: make([]*pb.RetokenizeItem, len(chunk))}
+		for j, i := range chunk {
+			req.Items[j] = &pb.RetokenizeItem{Token: tokens[i]}
 		}
-		pending = again
-	}
-	failed := false
-	for _, r := range results {
-		if r.Error != nil {
-			failed = true
-			reportItem(io.err, r.Index+1, *r.Error)
-		}
-	}
-	if cf.json() {
-		if err := writeJSON(io.out, map[string]any{"results": results}); err != nil {
+		var resp *pb.RetokenizeResponse
+		if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			resp, err = pb.NewTokenServiceClient(cc).Retokenize(ctx, req)
 			return err
+		}); err != nil {
+			return nil, err
 		}
-	} else {
-		w := bufio.NewWriter(io.out)
-		for _, r := range results {
-			fmt.Fprintln(w, r.Token)
+		if to := resp.GetToKeyVersion(); to <= from {
+			// Not a migration: the answering node's latest version is
+			// still the old one (a rotation not yet applied there).
+			return nil, fmt.Errorf("%w: the vault's latest version of the scheme's key is %d, not newer than --from-version %d; nothing was migrated (if the key was just rotated, try again)",
+				errNotMigrated, to, from)
 		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
+		return resp.GetResults(), nil
+	}, func(i int, s *pb.RetokenizeSuccess) {
+		results[i] = retokenResult{Index: i, Token: s.GetToken(), KeyVersion: s.GetKeyVersion(), MaskedPAN: s.GetMaskedPan()}
+	})
+	if err != nil {
+		return err
 	}
-	if failed {
-		return errItemsFailed
+	for i, e := range errs {
+		results[i].Index = i
+		results[i].Error = e
 	}
-	return nil
+	return printItems(io, cf, results, func(r retokenResult) string { return r.Token })
 }

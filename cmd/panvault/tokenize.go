@@ -11,13 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 )
-
-// maxItemRounds bounds how often items failing with UNAVAILABLE are resent.
-const maxItemRounds = 8
 
 // tokenResult is one line of tokenize output.
 type tokenResult struct {
@@ -29,6 +25,13 @@ type tokenResult struct {
 	Brand      string     `json:"brand,omitempty"`
 	Created    bool       `json:"created,omitempty"`
 	Error      *errorJSON `json:"error,omitempty"`
+}
+
+// deleteResult is one line of delete-token output.
+type deleteResult struct {
+	Index   int        `json:"index"`
+	Deleted bool       `json:"deleted"`
+	Error   *errorJSON `json:"error,omitempty"`
 }
 
 // panResult is one line of detokenize output.
@@ -114,13 +117,7 @@ func newDeleteTokenCmd(io *stdio, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			type delResult struct {
-				Index   int        `json:"index"`
-				Deleted bool       `json:"deleted"`
-				Error   *errorJSON `json:"error,omitempty"`
-			}
-			results := make([]delResult, len(args))
-			failed := false
+			results := make([]deleteResult, len(args))
 			for i, tok := range args {
 				results[i].Index = i
 				req := &pb.DeleteTokenRequest{Scheme: scheme, Token: tok, RequestId: fmt.Sprintf("%s-%d", prefix, i)}
@@ -132,32 +129,19 @@ func newDeleteTokenCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				if err != nil {
 					d := describeError(err)
 					results[i].Error = &d
-					failed = true
-					reportItem(io.err, i+1, d)
 					continue
 				}
 				results[i].Deleted = resp.GetDeleted()
 			}
-			if cf.json() {
-				if err := writeJSON(io.out, map[string]any{"results": results}); err != nil {
-					return err
+			return printItems(io, cf, results, func(r deleteResult) string {
+				switch {
+				case r.Error != nil:
+					return ""
+				case r.Deleted:
+					return "deleted"
 				}
-			} else {
-				for _, r := range results {
-					switch {
-					case r.Error != nil:
-						fmt.Fprintln(io.out)
-					case r.Deleted:
-						fmt.Fprintln(io.out, "deleted")
-					default:
-						fmt.Fprintln(io.out, "absent")
-					}
-				}
-			}
-			if failed {
-				return errItemsFailed
-			}
-			return nil
+				return "absent"
+			})
 		},
 	}
 	cmd.Flags().StringVar(&scheme, "scheme", "", "token scheme name")
@@ -233,73 +217,26 @@ func runTokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme string,
 			ok(0, resp)
 		}
 	} else {
-		pending := make([]int, len(pans))
-		for i := range pending {
-			pending[i] = i
-		}
-		for round := 0; len(pending) > 0 && round < maxItemRounds; round++ {
-			var again []int
-			for start := 0; start < len(pending); start += batch {
-				chunk := pending[start:min(start+batch, len(pending))]
-				req := &pb.TokenizeBatchRequest{Scheme: scheme, Items: make([]*pb.TokenizeBatchItem, len(chunk))}
-				for j, i := range chunk {
-					req.Items[j] = &pb.TokenizeBatchItem{Pan: pans[i], RequestId: fmt.Sprintf("%s-%d", prefix, i)}
-				}
-				var resp *pb.TokenizeBatchResponse
-				err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-					resp, err = pb.NewTokenServiceClient(cc).TokenizeBatch(ctx, req)
-					return err
-				})
-				if err != nil {
-					return err
-				}
-				if len(resp.GetResults()) != len(chunk) {
-					return fmt.Errorf("server returned %d results for %d items", len(resp.GetResults()), len(chunk))
-				}
-				for j, r := range resp.GetResults() {
-					i := chunk[j]
-					if s := r.GetSuccess(); s != nil {
-						ok(i, s)
-						continue
-					}
-					e := itemError(r.GetError())
-					results[i].Error = &e
-					if codes.Code(r.GetError().GetCode()) == codes.Unavailable {
-						again = append(again, i)
-					}
-				}
+		errs, err := sendInBatches(len(pans), batch, func(chunk []int) ([]*pb.TokenizeBatchResult, error) {
+			req := &pb.TokenizeBatchRequest{Scheme: scheme, Items: make([]*pb.TokenizeBatchItem, len(chunk))}
+			for j, i := range chunk {
+				req.Items[j] = &pb.TokenizeBatchItem{Pan: pans[i], RequestId: fmt.Sprintf("%s-%d", prefix, i)}
 			}
-			pending = again
-		}
-	}
-	return printTokenResults(io, cf, results)
-}
-
-func printTokenResults(io *stdio, cf *clientFlags, results []tokenResult) error {
-	failed := false
-	for _, r := range results {
-		if r.Error != nil {
-			failed = true
-			reportItem(io.err, r.Index+1, *r.Error)
-		}
-	}
-	if cf.json() {
-		if err := writeJSON(io.out, map[string]any{"results": results}); err != nil {
+			var resp *pb.TokenizeBatchResponse
+			err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				resp, err = pb.NewTokenServiceClient(cc).TokenizeBatch(ctx, req)
+				return err
+			})
+			return resp.GetResults(), err
+		}, ok)
+		if err != nil {
 			return err
 		}
-	} else {
-		w := bufio.NewWriter(io.out)
-		for _, r := range results {
-			fmt.Fprintln(w, r.Token)
-		}
-		if err := w.Flush(); err != nil {
-			return err
+		for i, e := range errs {
+			results[i].Error = e
 		}
 	}
-	if failed {
-		return errItemsFailed
-	}
-	return nil
+	return printItems(io, cf, results, func(r tokenResult) string { return r.Token })
 }
 
 func runDetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme string, tokens []string, batch int, masked, stale bool) error {
@@ -336,73 +273,31 @@ func runDetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme strin
 			ok(0, resp)
 		}
 	} else {
-		pending := make([]int, len(tokens))
-		for i := range pending {
-			pending[i] = i
+		errs, err := sendInBatches(len(tokens), batch, func(chunk []int) ([]*pb.DetokenizeBatchResult, error) {
+			req := &pb.DetokenizeBatchRequest{Scheme: scheme, Consistency: cons, Masked: masked,
+				Items: make([]*pb.DetokenizeBatchItem, len(chunk))}
+			for j, i := range chunk {
+				req.Items[j] = &pb.DetokenizeBatchItem{Token: tokens[i]}
+			}
+			var resp *pb.DetokenizeBatchResponse
+			err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+				resp, err = pb.NewTokenServiceClient(cc).DetokenizeBatch(ctx, req)
+				return err
+			})
+			return resp.GetResults(), err
+		}, ok)
+		if err != nil {
+			return err
+		}
+		for i, e := range errs {
 			results[i].Index = i
-		}
-		for round := 0; len(pending) > 0 && round < maxItemRounds; round++ {
-			var again []int
-			for start := 0; start < len(pending); start += batch {
-				chunk := pending[start:min(start+batch, len(pending))]
-				req := &pb.DetokenizeBatchRequest{Scheme: scheme, Consistency: cons, Masked: masked,
-					Items: make([]*pb.DetokenizeBatchItem, len(chunk))}
-				for j, i := range chunk {
-					req.Items[j] = &pb.DetokenizeBatchItem{Token: tokens[i]}
-				}
-				var resp *pb.DetokenizeBatchResponse
-				err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-					resp, err = pb.NewTokenServiceClient(cc).DetokenizeBatch(ctx, req)
-					return err
-				})
-				if err != nil {
-					return err
-				}
-				if len(resp.GetResults()) != len(chunk) {
-					return fmt.Errorf("server returned %d results for %d items", len(resp.GetResults()), len(chunk))
-				}
-				for j, r := range resp.GetResults() {
-					i := chunk[j]
-					if s := r.GetSuccess(); s != nil {
-						ok(i, s)
-						continue
-					}
-					e := itemError(r.GetError())
-					results[i].Error = &e
-					if codes.Code(r.GetError().GetCode()) == codes.Unavailable {
-						again = append(again, i)
-					}
-				}
-			}
-			pending = again
+			results[i].Error = e
 		}
 	}
-	failed := false
-	for _, r := range results {
-		if r.Error != nil {
-			failed = true
-			reportItem(io.err, r.Index+1, *r.Error)
+	return printItems(io, cf, results, func(r panResult) string {
+		if masked {
+			return r.MaskedPAN
 		}
-	}
-	if cf.json() {
-		if err := writeJSON(io.out, map[string]any{"results": results}); err != nil {
-			return err
-		}
-	} else {
-		w := bufio.NewWriter(io.out)
-		for _, r := range results {
-			if masked {
-				fmt.Fprintln(w, r.MaskedPAN)
-			} else {
-				fmt.Fprintln(w, r.PAN)
-			}
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errItemsFailed
-	}
-	return nil
+		return r.PAN
+	})
 }
