@@ -182,13 +182,8 @@ func (h *HSM) LoadMasterKey(ctx context.Context, comps []*Component, want KCV) (
 			c.Zero()
 		}
 	}()
-	if len(comps) < MinComponents || len(comps) > MaxComponents {
-		return KCV{}, fmt.Errorf("%w: %d components (want %d..%d)", ErrInvalidInput, len(comps), MinComponents, MaxComponents)
-	}
-	for i, c := range comps {
-		if c == nil || len(c.value) != ComponentSize {
-			return KCV{}, fmt.Errorf("%w: component %d must be %d bytes", ErrInvalidInput, i+1, ComponentSize)
-		}
+	if err := checkComponents(comps); err != nil {
+		return KCV{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return KCV{}, err
@@ -200,35 +195,11 @@ func (h *HSM) LoadMasterKey(ctx context.Context, comps []*Component, want KCV) (
 		} else if found {
 			return fmt.Errorf("%w: label %q", ErrMasterKeyExists, h.cfg.MasterKeyLabel)
 		}
-		for i, c := range comps {
-			k, err := kcvOfValue(h.p, sh, c.value)
-			if err != nil {
-				return fmt.Errorf("component %d: %w", i+1, err)
-			}
-			if k != c.kcv {
-				return &ComponentError{Index: i + 1, Got: k, Want: c.kcv}
-			}
+		if err := h.verifyComponents(sh, comps); err != nil {
+			return err
 		}
-		acc := make([]byte, ComponentSize)
-		defer zero(acc)
-		for _, c := range comps {
-			for i := range acc {
-				acc[i] ^= c.value[i]
-			}
-		}
-		oh, err := h.p.CreateObject(sh, masterKeyTemplate(h.cfg.MasterKeyLabel, acc))
-		zero(acc)
+		oh, k, err := h.importMasterKey(sh, h.cfg.MasterKeyLabel, comps, want)
 		if err != nil {
-			return fmt.Errorf("import master key: %w", err)
-		}
-		k, err := kcvOf(h.p, sh, oh)
-		if err == nil && k != want {
-			err = fmt.Errorf("%w: master key: computed %s, recorded %s; key not stored", ErrKCVMismatch, k, want)
-		}
-		if err != nil {
-			if derr := h.p.DestroyObject(sh, oh); derr != nil {
-				return fmt.Errorf("%w (and destroying it failed: %v)", err, derr)
-			}
 			return err
 		}
 		got = k
@@ -242,4 +213,67 @@ func (h *HSM) LoadMasterKey(ctx context.Context, comps []*Component, want KCV) (
 		return KCV{}, err
 	}
 	return got, nil
+}
+
+// checkComponents checks the number and size of the components given to
+// LoadMasterKey or StageMasterKey.
+func checkComponents(comps []*Component) error {
+	if len(comps) < MinComponents || len(comps) > MaxComponents {
+		return fmt.Errorf("%w: %d components (want %d..%d)", ErrInvalidInput, len(comps), MinComponents, MaxComponents)
+	}
+	for i, c := range comps {
+		if c == nil || len(c.value) != ComponentSize {
+			return fmt.Errorf("%w: component %d must be %d bytes", ErrInvalidInput, i+1, ComponentSize)
+		}
+	}
+	return nil
+}
+
+// verifyComponents checks each component against its own KCV, computed in
+// the HSM on session sh. A mismatch names the component (*ComponentError).
+func (h *HSM) verifyComponents(sh pkcs11.SessionHandle, comps []*Component) error {
+	for i, c := range comps {
+		k, err := kcvOfValue(h.p, sh, c.value)
+		if err != nil {
+			return fmt.Errorf("component %d: %w", i+1, err)
+		}
+		if k != c.kcv {
+			return &ComponentError{Index: i + 1, Got: k, Want: c.kcv}
+		}
+	}
+	return nil
+}
+
+// importMasterKey imports the XOR of comps (already checked by
+// checkComponents and verifyComponents) as a master key under label
+// (masterKeyTemplate) on session sh, and checks the new key's KCV, computed
+// in the HSM, against want. If the KCV does not match or cannot be
+// computed, the new object is destroyed and the error says so; nothing is
+// stored. The Go buffer holding the XOR is zeroed before this returns.
+// Shared by LoadMasterKey and StageMasterKey so that both import a master
+// key in exactly one way.
+func (h *HSM) importMasterKey(sh pkcs11.SessionHandle, label string, comps []*Component, want KCV) (pkcs11.ObjectHandle, KCV, error) {
+	acc := make([]byte, ComponentSize)
+	defer zero(acc)
+	for _, c := range comps {
+		for i := range acc {
+			acc[i] ^= c.value[i]
+		}
+	}
+	oh, err := h.p.CreateObject(sh, masterKeyTemplate(label, acc))
+	zero(acc)
+	if err != nil {
+		return 0, KCV{}, fmt.Errorf("import master key: %w", err)
+	}
+	k, err := kcvOf(h.p, sh, oh)
+	if err == nil && k != want {
+		err = fmt.Errorf("%w: master key: computed %s, recorded %s; key not stored", ErrKCVMismatch, k, want)
+	}
+	if err != nil {
+		if derr := h.p.DestroyObject(sh, oh); derr != nil {
+			return 0, KCV{}, fmt.Errorf("%w (and destroying it failed: %v)", err, derr)
+		}
+		return 0, KCV{}, err
+	}
+	return oh, k, nil
 }

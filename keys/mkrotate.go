@@ -71,27 +71,16 @@ func (h *HSM) StageMasterKey(ctx context.Context, label string, comps []*Compone
 	if label == h.MasterKeyLabel() {
 		return false, fmt.Errorf("%w: label %q is the current master key's", ErrMasterKeyExists, label)
 	}
-	if len(comps) < MinComponents || len(comps) > MaxComponents {
-		return false, fmt.Errorf("%w: %d components (want %d..%d)", ErrInvalidInput, len(comps), MinComponents, MaxComponents)
-	}
-	for i, c := range comps {
-		if c == nil || len(c.value) != ComponentSize {
-			return false, fmt.Errorf("%w: component %d must be %d bytes", ErrInvalidInput, i+1, ComponentSize)
-		}
+	if err := checkComponents(comps); err != nil {
+		return false, err
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	created := false
 	err := h.withAnchor(func(sh pkcs11.SessionHandle) error {
-		for i, c := range comps {
-			k, err := kcvOfValue(h.p, sh, c.value)
-			if err != nil {
-				return fmt.Errorf("component %d: %w", i+1, err)
-			}
-			if k != c.kcv {
-				return &ComponentError{Index: i + 1, Got: k, Want: c.kcv}
-			}
+		if err := h.verifyComponents(sh, comps); err != nil {
+			return err
 		}
 		if oh, found, err := findOne(h.p, sh, masterKeyFindLabel(label)); err != nil {
 			return fmt.Errorf("master key %q: %w", label, err)
@@ -105,26 +94,7 @@ func (h *HSM) StageMasterKey(ctx context.Context, label string, comps []*Compone
 			}
 			return nil
 		}
-		acc := make([]byte, ComponentSize)
-		defer zero(acc)
-		for _, c := range comps {
-			for i := range acc {
-				acc[i] ^= c.value[i]
-			}
-		}
-		oh, err := h.p.CreateObject(sh, masterKeyTemplate(label, acc))
-		zero(acc)
-		if err != nil {
-			return fmt.Errorf("import master key: %w", err)
-		}
-		k, err := kcvOf(h.p, sh, oh)
-		if err == nil && k != want {
-			err = fmt.Errorf("%w: master key: computed %s, recorded %s; key not stored", ErrKCVMismatch, k, want)
-		}
-		if err != nil {
-			if derr := h.p.DestroyObject(sh, oh); derr != nil {
-				return fmt.Errorf("%w (and destroying it failed: %v)", err, derr)
-			}
+		if _, _, err := h.importMasterKey(sh, label, comps, want); err != nil {
 			return err
 		}
 		created = true
