@@ -30,16 +30,7 @@ func (h *HSM) Seal(ctx context.Context, ref KeyRef, plaintext, aad []byte) ([]by
 		return nil, fmt.Errorf("%w: nonce: %w", ErrHSMUnavailable, err)
 	}
 	var out []byte
-	err := h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
-		kh, _, err := h.keyHandle(ref, KeyAES256GCM)
-		if err != nil {
-			return err
-		}
-		params := pkcs11.NewGCMParams(nonce, aad, GCMTagSize*8)
-		defer params.Free()
-		if err := h.p.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, kh); err != nil {
-			return fmt.Errorf("gcm init: %w", err)
-		}
+	err := h.withGCM(ctx, ref, nonce, aad, p11.EncryptInit, func(sh pkcs11.SessionHandle) error {
 		ct, err := h.p.Encrypt(sh, plaintext)
 		if err != nil {
 			return fmt.Errorf("gcm seal: %w", err)
@@ -64,16 +55,7 @@ func (h *HSM) Open(ctx context.Context, ref KeyRef, sealed, aad []byte) ([]byte,
 	}
 	nonce, ct := sealed[:GCMNonceSize], sealed[GCMNonceSize:]
 	var out []byte
-	err := h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
-		kh, _, err := h.keyHandle(ref, KeyAES256GCM)
-		if err != nil {
-			return err
-		}
-		params := pkcs11.NewGCMParams(nonce, aad, GCMTagSize*8)
-		defer params.Free()
-		if err := h.p.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, kh); err != nil {
-			return fmt.Errorf("gcm init: %w", err)
-		}
+	err := h.withGCM(ctx, ref, nonce, aad, p11.DecryptInit, func(sh pkcs11.SessionHandle) error {
 		pt, err := h.p.Decrypt(sh, ct)
 		if err != nil {
 			switch ckr(err) {
@@ -91,4 +73,26 @@ func (h *HSM) Open(ctx context.Context, ref KeyRef, sealed, aad []byte) ([]byte,
 		return nil, fmt.Errorf("open with %s: %w", ref, err)
 	}
 	return out, nil
+}
+
+// withGCM runs op on a pooled session (withSession: op may run twice) after
+// starting an AES-256-GCM operation there under the loaded KeyAES256GCM key
+// ref, with nonce, aad and a GCMTagSize tag. start is p11.EncryptInit or
+// p11.DecryptInit, called on h.p as it is at each attempt. op makes the
+// single-part C_Encrypt or C_Decrypt call that finishes the operation.
+func (h *HSM) withGCM(ctx context.Context, ref KeyRef, nonce, aad []byte,
+	start func(p11, pkcs11.SessionHandle, []*pkcs11.Mechanism, pkcs11.ObjectHandle) error,
+	op func(pkcs11.SessionHandle) error) error {
+	return h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		kh, _, err := h.keyHandle(ref, KeyAES256GCM)
+		if err != nil {
+			return err
+		}
+		params := pkcs11.NewGCMParams(nonce, aad, GCMTagSize*8)
+		defer params.Free()
+		if err := start(h.p, sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, kh); err != nil {
+			return fmt.Errorf("gcm init: %w", err)
+		}
+		return op(sh)
+	})
 }
