@@ -2,9 +2,11 @@ package vault
 
 import (
 	"context"
+	"errors"
 
 	"github.com/panvault/panvault/keys"
 	"github.com/panvault/panvault/raftstore"
+	"github.com/panvault/panvault/vault/card"
 	"github.com/panvault/panvault/vault/vaultpb"
 )
 
@@ -29,7 +31,7 @@ func PlantRecord(ctx context.Context, n *Node, sc, token, pan string, version ui
 	if err != nil {
 		return err
 	}
-	v, err := encodeRecord(&vaultpb.TokenRecord{KeyVersion: version, Sealed: sealed, CreateUnixNanos: n.now().UnixNano()})
+	v, err := encodeRecord(&vaultpb.TokenRecord{Key: recordKeyField(e.rec, e.rec.GetKey()), KeyVersion: version, Sealed: sealed, CreateUnixNanos: n.now().UnixNano()})
 	if err != nil {
 		return err
 	}
@@ -105,3 +107,40 @@ func BucketLen(ctx context.Context, n *Node, bucket string) (int, error) {
 
 // PauseExpirySweep stops (or resumes) n's expiry sweep.
 func PauseExpirySweep(n *Node, paused bool) { n.sweepPaused.Store(paused) }
+
+// TokenizeAs tokenizes pan in vaulted scheme sc on n for identity with
+// requestID (none when empty), as the service does. With staleIdem the
+// request id lookup is skipped, standing in for a follower whose local
+// state does not hold the request id's record yet (a stale read's miss,
+// which timing cannot produce on demand): the item goes straight to the
+// fingerprint lookup of a deterministic scheme, and is refused when it is
+// not answered there.
+func TokenizeAs(ctx context.Context, n *Node, sc, identity, requestID, pan string, staleIdem bool) (string, error) {
+	e, err := n.schemes.get(ctx, "scheme", sc)
+	if err != nil {
+		return "", err
+	}
+	p, err := card.Parse(pan, card.ParseOptions{})
+	if err != nil {
+		return "", err
+	}
+	it := &tokItem{pan: p}
+	if requestID != "" {
+		it.idem = idemKey(identity, methodTokenize, sc, requestID)
+	}
+	if !staleIdem {
+		r := n.tokenize(ctx, e, []*tokItem{it})[0]
+		if r.err != nil {
+			return "", r.err
+		}
+		return r.resp.GetToken(), nil
+	}
+	res := make([]tokResult, 1)
+	if left := n.lookupFingerprints(ctx, e, []*tokItem{it}, res, []int{0}); len(left) > 0 {
+		return "", errors.New("not answered by the fingerprint lookup")
+	}
+	if res[0].err != nil {
+		return "", res[0].err
+	}
+	return res[0].resp.GetToken(), nil
+}

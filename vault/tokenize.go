@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/panvault/panvault/keys"
@@ -423,17 +424,31 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 		}
 		return nil
 	}
+	// A hit answers without a command, so the put-if-absent of its request
+	// id never runs: read the request ids of hits again, now behind the
+	// barrier, so that a request id reused for another PAN is refused on a
+	// lagging follower as on the leader.
+	var hits []int
+	for j, i := range ok {
+		if got[j].Found {
+			hits = append(hits, i)
+		}
+	}
+	answered := n.recheckIdem(ctx, e, items, res, hits)
 	var hitIdx, missIdx []int
 	var tks [][]byte
 	for j, i := range ok {
-		if got[j].Found {
+		switch {
+		case slices.Contains(answered, i):
+		case got[j].Found:
 			hitIdx = append(hitIdx, i)
 			tks = append(tks, tokenKey(e.name(), string(got[j].Value)))
 			items[i].expectFP = got[j].Value
-		} else {
+		default:
 			missIdx = append(missIdx, i)
 		}
 	}
+	ok = without(ok, answered)
 	// A PAN not indexed under the latest fingerprint version may have a
 	// live token indexed under an older one (not re-indexed yet).
 	ok = without(ok, n.lookupOlderFingerprints(ctx, e, fk.ref.Version, items, res, missIdx))
@@ -454,6 +469,21 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 		}
 	}
 	return without(ok, done)
+}
+
+// recheckIdem runs lookupIdem again for the items of idx that carry a
+// request id and returns those it answered.
+func (n *Node) recheckIdem(ctx context.Context, e *schemeEntry, items []*tokItem, res []tokResult, idx []int) []int {
+	var withIdem []int
+	for _, i := range idx {
+		if items[i].idem != nil {
+			withIdem = append(withIdem, i)
+		}
+	}
+	if len(withIdem) == 0 {
+		return nil
+	}
+	return without(withIdem, n.lookupIdem(ctx, e, items, res, withIdem))
 }
 
 func anyFound(items []raftstore.Item) bool {
