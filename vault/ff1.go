@@ -47,7 +47,10 @@ const (
 	probeLinger    = 100 * time.Microsecond
 )
 
-// ff1Key names one FF1 engine: a scheme under one key version.
+// ff1Key names one FF1 engine: a scheme under one key version. The key's
+// name is not part of it because an FF1 scheme never changes key
+// (change-scheme-key refuses FF1 schemes, schemekey.go); if that ever
+// changes, the key name must join this key.
 type ff1Key struct {
 	scheme  string
 	version uint32

@@ -52,7 +52,7 @@ func (n *Node) Sign(ctx context.Context, name string, version uint32, msg []byte
 		sig, err = n.hsm.Sign(ctx, kv.ref, msg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sign with %s: %w", kv.ref, err)
+		return nil, err // keys names the key in its error
 	}
 	return &pb.SignResponse{Signature: sig, Key: name, KeyVersion: kv.ref.Version, Algorithm: signatureAlgorithm(kv.typ)}, nil
 }
