@@ -25,11 +25,13 @@ func (h *HSM) Seal(ctx context.Context, ref KeyRef, plaintext, aad []byte) ([]by
 	if len(plaintext) > MaxSealSize {
 		return nil, fmt.Errorf("%w: plaintext longer than %d bytes", ErrInvalidInput, MaxSealSize)
 	}
-	nonce := make([]byte, GCMNonceSize)
+	// One buffer for the result: the nonce is drawn straight into its
+	// head and the ciphertext appended once.
+	out := make([]byte, GCMNonceSize, GCMNonceSize+len(plaintext)+GCMTagSize)
+	nonce := out[:GCMNonceSize]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("%w: nonce: %w", ErrHSMUnavailable, err)
 	}
-	var out []byte
 	err := h.withGCM(ctx, ref, nonce, aad, p11.EncryptInit, func(sh pkcs11.SessionHandle) error {
 		ct, err := h.p.Encrypt(sh, plaintext)
 		if err != nil {
@@ -38,7 +40,8 @@ func (h *HSM) Seal(ctx context.Context, ref KeyRef, plaintext, aad []byte) ([]by
 		if len(ct) != len(plaintext)+GCMTagSize {
 			return fmt.Errorf("%w: gcm returned %d bytes", ErrHSMUnavailable, len(ct))
 		}
-		out = append(append(make([]byte, 0, GCMNonceSize+len(ct)), nonce...), ct...)
+		// Appending to nonce writes after it, never over it.
+		out = append(nonce, ct...)
 		return nil
 	})
 	if err != nil {
