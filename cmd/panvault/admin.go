@@ -64,14 +64,58 @@ func flagName(full, prefix string) string {
 // adminCall connects and runs one admin RPC with fail-over, retried as rp
 // allows, within --timeout.
 func adminCall(cmd *cobra.Command, cf *clientFlags, rp retryPolicy, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
-	cl, err := cf.connect()
+	cl, ctx, done, err := cf.session(cmd.Context())
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-	defer cancel()
+	defer done()
 	return cl.call(ctx, rp, fn)
+}
+
+// listAll fetches every page of a list RPC over one connection: page sends
+// the request for token and returns the next page's token ("" after the
+// last page).
+func listAll(cmd *cobra.Command, cf *clientFlags, page func(ctx context.Context, cc *grpc.ClientConn, token string) (next string, err error)) error {
+	cl, ctx, done, err := cf.session(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
+	token := ""
+	for {
+		var next string
+		if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+			next, err = page(ctx, cc, token)
+			return err
+		}); err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
+	}
+}
+
+// parseKeySpec checks the --type, --purpose and --cryptoperiod flags that
+// define a new key; no cryptoperiod (nil) leaves the server's default.
+func parseKeySpec(typ, purpose, cryptoperiod string) (pb.KeyType, pb.KeyPurpose, *durationpb.Duration, error) {
+	t, err := parseEnum("--type", typ, "KEY_TYPE_", pb.KeyType_value)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	p, err := parseEnum("--purpose", purpose, "KEY_PURPOSE_", pb.KeyPurpose_value)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if cryptoperiod == "" {
+		return pb.KeyType(t), pb.KeyPurpose(p), nil, nil
+	}
+	d, err := parsePeriod(cryptoperiod)
+	if err != nil {
+		return 0, 0, nil, &usageError{fmt.Errorf("--cryptoperiod: %w", err)}
+	}
+	return pb.KeyType(t), pb.KeyPurpose(p), durationpb.New(d), nil
 }
 
 func newSchemeCmd(io *stdio, cf *clientFlags) *cobra.Command {
@@ -142,19 +186,12 @@ func newSchemeCmd(io *stdio, cf *clientFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			all := &pb.ListSchemesResponse{}
-			token := ""
-			for {
-				var resp *pb.ListSchemesResponse
-				if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-					resp, err = pb.NewAdminServiceClient(cc).ListSchemes(ctx, &pb.ListSchemesRequest{PageToken: token})
-					return err
-				}); err != nil {
-					return err
-				}
+			if err := listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
+				resp, err := pb.NewAdminServiceClient(cc).ListSchemes(ctx, &pb.ListSchemesRequest{PageToken: token})
 				all.Schemes = append(all.Schemes, resp.GetSchemes()...)
-				if token = resp.GetNextPageToken(); token == "" {
-					break
-				}
+				return resp.GetNextPageToken(), err
+			}); err != nil {
+				return err
 			}
 			if cf.json() {
 				return writeProtoJSON(io.out, all)
@@ -198,22 +235,11 @@ ed25519. Purposes: pan-encryption, fpe, fingerprint, signing. Idempotent: a key
 with this name, type and purpose is returned unchanged.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			t, err := parseEnum("--type", typ, "KEY_TYPE_", pb.KeyType_value)
+			t, p, period, err := parseKeySpec(typ, purpose, cryptoperiod)
 			if err != nil {
 				return err
 			}
-			p, err := parseEnum("--purpose", purpose, "KEY_PURPOSE_", pb.KeyPurpose_value)
-			if err != nil {
-				return err
-			}
-			req := &pb.CreateKeyRequest{Name: args[0], Type: pb.KeyType(t), Purpose: pb.KeyPurpose(p)}
-			if cryptoperiod != "" {
-				d, err := parsePeriod(cryptoperiod)
-				if err != nil {
-					return &usageError{fmt.Errorf("--cryptoperiod: %w", err)}
-				}
-				req.Cryptoperiod = durationpb.New(d)
-			}
+			req := &pb.CreateKeyRequest{Name: args[0], Type: t, Purpose: p, Cryptoperiod: period}
 			var resp *pb.CreateKeyResponse
 			if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 				resp, err = pb.NewAdminServiceClient(cc).CreateKey(ctx, req)
@@ -244,19 +270,12 @@ with this name, type and purpose is returned unchanged.`,
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			all := &pb.ListKeysResponse{}
-			token := ""
-			for {
-				var resp *pb.ListKeysResponse
-				if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-					resp, err = pb.NewAdminServiceClient(cc).ListKeys(ctx, &pb.ListKeysRequest{PageToken: token})
-					return err
-				}); err != nil {
-					return err
-				}
+			if err := listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
+				resp, err := pb.NewAdminServiceClient(cc).ListKeys(ctx, &pb.ListKeysRequest{PageToken: token})
 				all.Keys = append(all.Keys, resp.GetKeys()...)
-				if token = resp.GetNextPageToken(); token == "" {
-					break
-				}
+				return resp.GetNextPageToken(), err
+			}); err != nil {
+				return err
 			}
 			if cf.json() {
 				return writeProtoJSON(io.out, all)

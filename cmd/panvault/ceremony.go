@@ -55,7 +55,7 @@ its id. Custodians then approve it with "panvault ceremony approve ID".`,
 	propose := func(c *cobra.Command, params *pb.CeremonyParams) error {
 		req := &pb.ProposeRequest{Params: params}
 		if ttl > 0 {
-			req.Ttl = durationProto(ttl)
+			req.Ttl = durationpb.New(ttl)
 		}
 		return runPropose(c, io, cf, req)
 	}
@@ -66,22 +66,11 @@ its id. Custodians then approve it with "panvault ceremony approve ID".`,
 		Short: "Create a working key (version 1) inside the HSM",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			t, err := parseEnum("--type", typ, "KEY_TYPE_", pb.KeyType_value)
+			t, p, cp, err := parseKeySpec(typ, purpose, period)
 			if err != nil {
 				return err
 			}
-			p, err := parseEnum("--purpose", purpose, "KEY_PURPOSE_", pb.KeyPurpose_value)
-			if err != nil {
-				return err
-			}
-			ck := &pb.CreateKeyParams{Name: args[0], Type: pb.KeyType(t), Purpose: pb.KeyPurpose(p)}
-			if period != "" {
-				d, err := parsePeriod(period)
-				if err != nil {
-					return &usageError{fmt.Errorf("--cryptoperiod: %w", err)}
-				}
-				ck.Cryptoperiod = durationProto(d)
-			}
+			ck := &pb.CreateKeyParams{Name: args[0], Type: t, Purpose: p, Cryptoperiod: cp}
 			return propose(c, &pb.CeremonyParams{Params: &pb.CeremonyParams_CreateKey{CreateKey: ck}})
 		},
 	}
@@ -217,8 +206,6 @@ func upper(ss []string) []string {
 	}
 	return out
 }
-
-func durationProto(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
 
 // parsePeriod parses a Go duration or a whole number of days ("365d").
 func parsePeriod(s string) (time.Duration, error) {
@@ -372,13 +359,11 @@ func runVote(c *cobra.Command, io *stdio, cf *clientFlags, kf *custodianKeyFlags
 	if err != nil {
 		return err
 	}
-	cl, err := cf.connect()
+	cl, ctx, done, err := cf.session(c.Context())
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(c.Context(), cf.timeout)
-	defer cancel()
+	defer done()
 
 	var reg *pb.ListCustodiansResponse
 	if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -508,19 +493,12 @@ func newCeremonyListCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				st = pb.CeremonyStatus(v)
 			}
 			all := &pb.ListCeremoniesResponse{}
-			token := ""
-			for {
-				var resp *pb.ListCeremoniesResponse
-				if err := adminCall(c, cf, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-					resp, err = pb.NewCeremonyServiceClient(cc).ListCeremonies(ctx, &pb.ListCeremoniesRequest{Status: st, PageToken: token})
-					return err
-				}); err != nil {
-					return err
-				}
+			if err := listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
+				resp, err := pb.NewCeremonyServiceClient(cc).ListCeremonies(ctx, &pb.ListCeremoniesRequest{Status: st, PageToken: token})
 				all.Ceremonies = append(all.Ceremonies, resp.GetCeremonies()...)
-				if token = resp.GetNextPageToken(); token == "" {
-					break
-				}
+				return resp.GetNextPageToken(), err
+			}); err != nil {
+				return err
 			}
 			if cf.json() {
 				return writeProtoJSON(io.out, all)

@@ -102,6 +102,17 @@ func (f *clientFlags) connect() (*cluster, error) {
 	return c, nil
 }
 
+// session connects and bounds the command's calls by --timeout (retries
+// included). done closes the connections and releases the deadline.
+func (f *clientFlags) session(ctx context.Context) (cl *cluster, cctx context.Context, done func(), err error) {
+	cl, err = f.connect()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.timeout)
+	return cl, cctx, func() { cancel(); cl.Close() }, nil
+}
+
 // cluster is a client of one or more nodes with fail-over: a call that fails
 // with UNAVAILABLE is retried on the next address. Not safe for concurrent use.
 type cluster struct {

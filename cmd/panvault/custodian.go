@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/panvault/panvault/proto/panvault/v1"
@@ -133,7 +134,7 @@ it with your custodian key. Then:
 			req := &pb.ProposeRequest{Params: &pb.CeremonyParams{Params: &pb.CeremonyParams_AddCustodian{
 				AddCustodian: &pb.AddCustodianParams{Custodian: reg}}}}
 			if ttl > 0 {
-				req.Ttl = durationProto(ttl)
+				req.Ttl = durationpb.New(ttl)
 			}
 			return runPropose(c, io, cf, req)
 		},
@@ -209,7 +210,7 @@ with exactly the same registry reports it as existing.`,
 				verb = "already registered (identical)"
 			}
 			fmt.Fprintf(io.out, "%d custodians %s, quorum %d\n", len(resp.GetCustodians()), verb, resp.GetQuorum())
-			return printCustodians(io.out, resp.GetCustodians(), resp.GetQuorum())
+			return printCustodians(io.out, resp.GetCustodians())
 		},
 	}
 	cmd.Flags().Uint32Var(&quorum, "quorum", 0, "M: approvals every ceremony needs")
@@ -231,7 +232,7 @@ func newCustodianListCmd(io *stdio, cf *clientFlags) *cobra.Command {
 				return writeProtoJSON(io.out, resp)
 			}
 			fmt.Fprintf(io.out, "quorum: %d of %d\n", resp.GetQuorum(), len(resp.GetCustodians()))
-			return printCustodians(io.out, resp.GetCustodians(), resp.GetQuorum())
+			return printCustodians(io.out, resp.GetCustodians())
 		},
 	}
 }
@@ -245,7 +246,7 @@ func listCustodians(c *cobra.Command, cf *clientFlags) (*pb.ListCustodiansRespon
 	return resp, err
 }
 
-func printCustodians(w io.Writer, cs []*pb.Custodian, _ uint32) error {
+func printCustodians(w io.Writer, cs []*pb.Custodian) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tALGORITHM\tKEY FINGERPRINT\tACKNOWLEDGED\tREGISTERED")
 	for _, c := range cs {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,5 +260,44 @@ func TestAdminRetriesOnlyIdempotentOnUnknownOutcome(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// pagedSchemes serves two pages of schemes; the first request for the
+// second page fails with UNAVAILABLE.
+type pagedSchemes struct {
+	pb.UnimplementedAdminServiceServer
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (p *pagedSchemes) ListSchemes(_ context.Context, req *pb.ListSchemesRequest) (*pb.ListSchemesResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tokens = append(p.tokens, req.GetPageToken())
+	switch {
+	case req.GetPageToken() == "":
+		return &pb.ListSchemesResponse{Schemes: []*pb.Scheme{{Name: "pan"}}, NextPageToken: "page2"}, nil
+	case len(p.tokens) == 2:
+		return nil, status.Error(codes.Unavailable, "no leader")
+	}
+	return &pb.ListSchemesResponse{Schemes: []*pb.Scheme{{Name: "pan-ff1"}}}, nil
+}
+
+// A list command follows the page tokens to the end, and a page that fails
+// is asked for again with the same token.
+func TestListFollowsPages(t *testing.T) {
+	fake := &pagedSchemes{}
+	flags := fakeVault(t, func(s *grpc.Server) { pb.RegisterAdminServiceServer(s, fake) })
+	code, out, stderr := runCLI(t, "", append([]string{"scheme", "list", "-o", "json"}, flags...)...)
+	var got struct{ Schemes []struct{ Name string } }
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || len(got.Schemes) != 2 ||
+		got.Schemes[0].Name != "pan" || got.Schemes[1].Name != "pan-ff1" {
+		t.Fatalf("scheme list: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if !slices.Equal(fake.tokens, []string{"", "page2", "page2"}) {
+		t.Fatalf("page tokens sent %q", fake.tokens)
 	}
 }

@@ -72,13 +72,11 @@ func runMKStage(c *cobra.Command, io *stdio, cf *clientFlags, files, identityFil
 	for _, p := range parsed {
 		ordered[p.Index-1] = p
 	}
-	cl, err := cf.connect()
+	cl, ctx, done, err := cf.session(c.Context())
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(c.Context(), cf.timeout)
-	defer cancel()
+	defer done()
 
 	type nodeResult struct {
 		Addr   string     `json:"addr"`

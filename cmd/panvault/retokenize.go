@@ -61,13 +61,11 @@ and is reported on stderr by item number (never by its digits); exit status
 }
 
 func runRetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme string, from uint32, tokens []string, batch int) error {
-	cl, err := cf.connect()
+	cl, ctx, done, err := cf.session(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
+	defer done()
 	results := make([]retokenResult, len(tokens))
 	// FF1 is deterministic: resending an item gives the same new token, so
 	// items failing with UNAVAILABLE are simply sent again.

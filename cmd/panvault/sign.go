@@ -62,13 +62,11 @@ a later version of the key fails.`,
 			if err != nil {
 				return err
 			}
-			cl, err := cf.connect()
+			cl, ctx, done, err := cf.session(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
+			defer done()
 			req := &pb.SignRequest{Key: key, KeyVersion: version, Message: msg}
 			var resp *pb.SignResponse
 			if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -117,13 +115,11 @@ valid signature of FILE's bytes. Prints "valid" (exit 0) or "invalid" (exit 1).`
 			if err != nil {
 				return fmt.Errorf("%s: not base64: %w", args[1], err)
 			}
-			cl, err := cf.connect()
+			cl, ctx, done, err := cf.session(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
+			defer done()
 			req := &pb.VerifyRequest{Key: key, KeyVersion: version, Message: msg, Signature: sig}
 			var resp *pb.VerifyResponse
 			if err := cl.call(ctx, idempotent, func(ctx context.Context, cc *grpc.ClientConn) (err error) {

@@ -106,13 +106,11 @@ func newDeleteTokenCmd(io *stdio, cf *clientFlags) *cobra.Command {
 		Short: "Delete vaulted tokens (their encrypted PANs are removed from every node)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := cf.connect()
+			cl, ctx, done, err := cf.session(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
+			defer done()
 			prefix, err := requestPrefix()
 			if err != nil {
 				return err
@@ -184,13 +182,11 @@ func runTokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme string,
 	if batch < 1 {
 		return &usageError{fmt.Errorf("--batch-size must be at least 1")}
 	}
-	cl, err := cf.connect()
+	cl, ctx, done, err := cf.session(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
+	defer done()
 	prefix, err := requestPrefix()
 	if err != nil {
 		return err
@@ -243,13 +239,11 @@ func runDetokenize(ctx context.Context, io *stdio, cf *clientFlags, scheme strin
 	if batch < 1 {
 		return &usageError{fmt.Errorf("--batch-size must be at least 1")}
 	}
-	cl, err := cf.connect()
+	cl, ctx, done, err := cf.session(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
+	defer done()
 	cons := pb.Consistency_CONSISTENCY_LINEARIZABLE
 	if stale {
 		cons = pb.Consistency_CONSISTENCY_STALE
