@@ -147,10 +147,14 @@ func (h *HSM) usable() error {
 	return h.fatal
 }
 
-func (h *HSM) generation() uint64 {
+// usableGen is usable plus the recovery generation, in one read of smu.
+func (h *HSM) usableGen() (uint64, error) {
+	if h.closed.Load() {
+		return 0, ErrClosed
+	}
 	h.smu.RLock()
 	defer h.smu.RUnlock()
-	return h.gen
+	return h.gen, h.fatal
 }
 
 // withSession runs fn on a pooled session. If fn fails because the session,
@@ -158,12 +162,24 @@ func (h *HSM) generation() uint64 {
 // recovers (once, shared with concurrent callers) and fn runs once more.
 // fn must look up handles itself (they change across a recovery) and must
 // be safe to run twice.
+//
+// Locking: one RLock of smu reads both the latched fatal error and gen, the
+// recovery generation a failure is reported against (both are written only
+// by recoverLocked). This is a consistent snapshot; compared with reading
+// fatal, then gen, under two RLocks, the only difference is that gen may be
+// a few instructions older, which is the case below. gen must be read
+// before fn touches the token, and it is read before the session is even
+// borrowed: if a recovery ends after that read, recover(gen) counts it as
+// the one this failure needed and does not recover again; the failed
+// session is evicted and the retry runs on another. gen is not read again:
+// the retry is the last attempt, and its failure is returned without
+// another recovery.
 func (h *HSM) withSession(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) error {
-	if err := h.usable(); err != nil {
+	gen, err := h.usableGen()
+	if err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		gen := h.generation()
 		s, err := h.pool.get(ctx)
 		if err != nil {
 			return err
@@ -215,10 +231,11 @@ func (h *HSM) withAnchor(fn func(sh pkcs11.SessionHandle) error) error {
 func (h *HSM) recover(seen uint64) error {
 	h.amu.Lock()
 	defer h.amu.Unlock()
-	if err := h.usable(); err != nil {
+	gen, err := h.usableGen()
+	if err != nil {
 		return err
 	}
-	if h.generation() != seen {
+	if gen != seen {
 		return nil
 	}
 	return h.recoverLocked()
