@@ -2,17 +2,22 @@ package vault_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
 
 	"github.com/panvault/panvault/keys"
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 	"github.com/panvault/panvault/vault"
+	"github.com/panvault/panvault/vault/vaulttest"
 )
 
 // TestMasterKeyRotation replaces the master key by ceremony while clients
@@ -22,7 +27,10 @@ import (
 // switches, no request fails, and a restarted node loads the rewrapped keys
 // with the new master key.
 func TestMasterKeyRotation(t *testing.T) {
-	c, cs := ceremonyCluster(t, fastJobs)
+	sweeps := newSweepRecorder()
+	c := vaulttest.StartClusterWith(t, 3, vaulttest.Options{Tune: fastJobs, Logger: slog.New(sweeps)})
+	c.Setup(t)
+	cs := c.InitCustodians(t)
 	ctx := ctxT(t)
 	set, err := c.Nodes[0].HSM.GenerateComponents(ctx, 3)
 	if err != nil {
@@ -62,43 +70,64 @@ func TestMasterKeyRotation(t *testing.T) {
 		pans[r.GetToken()] = pan
 	}
 	stop := make(chan struct{})
-	var calls atomic.Int64
-	var g errgroup.Group
+	failed := make(chan error, 3)
+	var (
+		wg       sync.WaitGroup
+		calls    atomic.Int64
+		switched atomic.Bool     // set once every node uses the new master key
+		rounds   [3]atomic.Int64 // rounds per node
+		after    [3]atomic.Int64 // rounds per node begun after the switch
+	)
 	for w := range 3 {
-		g.Go(func() error {
+		wg.Go(func() {
 			cl := c.Tokens(t, w)
 			for k := 0; ; k++ {
 				select {
 				case <-stop:
-					return nil
+					return
 				default:
 				}
-				pan := testPAN(t, "520000", 16, w*100000+k)
-				for _, sch := range []string{vault.DevSchemeVaulted, vault.DevSchemeFF1} {
-					r, err := cl.Tokenize(ctx, &pb.TokenizeRequest{Scheme: sch, Pan: pan})
-					if err != nil {
-						return fmt.Errorf("n%d tokenize %s: %w", w, sch, err)
-					}
-					d, err := cl.Detokenize(ctx, &pb.DetokenizeRequest{Scheme: sch, Token: r.GetToken()})
-					if err != nil || d.GetPan() != pan {
-						return fmt.Errorf("n%d detokenize %s: %v", w, sch, err)
-					}
-					calls.Add(2)
+				post := switched.Load()
+				if err := trafficRound(ctx, cl, c.Signing(t, w), testPAN(t, "520000", 16, w*100000+k)); err != nil {
+					failed <- fmt.Errorf("n%d: %w", w, err)
+					return
 				}
-				if _, err := c.Signing(t, w).Sign(ctx, &pb.SignRequest{Key: vault.DevKeySigning, Message: []byte("m")}); err != nil {
-					return fmt.Errorf("n%d sign: %w", w, err)
+				calls.Add(5)
+				rounds[w].Add(1)
+				if post {
+					after[w].Add(1)
 				}
 			}
 		})
 	}
-	defer func() {
+	stopTraffic := func() {
 		select {
 		case <-stop:
 		default:
 			close(stop)
-			_ = g.Wait()
+			wg.Wait()
 		}
-	}()
+	}
+	defer stopTraffic()
+	// await polls cond until it holds; it fails the test when a traffic
+	// worker fails meanwhile or the test's context ends.
+	await := func(what string, cond func() bool) {
+		t.Helper()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for !cond() {
+			select {
+			case err := <-failed:
+				t.Fatalf("traffic failed while waiting until %s: %v", what, err)
+			case <-ctx.Done():
+				t.Fatalf("timed out waiting until %s", what)
+			case <-tick.C:
+			}
+		}
+	}
+	await("every node serves traffic", func() bool {
+		return rounds[0].Load() > 0 && rounds[1].Load() > 0 && rounds[2].Load() > 0
+	})
 
 	params := &pb.CeremonyParams{Params: &pb.CeremonyParams_RotateMasterKey{RotateMasterKey: &pb.RotateMasterKeyParams{MasterKcv: set.MasterKCV.String()}}}
 	for _, comp := range set.Components {
@@ -120,9 +149,22 @@ func TestMasterKeyRotation(t *testing.T) {
 	if err != nil || st.GetCurrentKcv() != oldKCV.String() || len(st.GetNodes()) != 2 {
 		t.Fatalf("master key status before: %v %v", st, err)
 	}
-	time.Sleep(200 * time.Millisecond) // several sweeps: still waiting for n2
-	if g, _ := c.Ceremonies(t, 0).GetCeremony(ctx, &pb.GetCeremonyRequest{Id: id}); g.GetCeremony().GetStatus() != pb.CeremonyStatus_CEREMONY_STATUS_PENDING {
-		t.Fatalf("rotation carried out before every node staged: %v", g.GetCeremony())
+	// The leader's sweep tries the ready ceremony and is refused because n2
+	// has not staged the key: wait for two such attempts begun after the
+	// quorum, then the ceremony must still be pending under the old key.
+	refused := sweeps.refusals(id)
+	await("the sweep tries the rotation twice", func() bool { return sweeps.refusals(id) >= refused+2 })
+	if missing := sweeps.lastMissing(id); missing != "["+c.Nodes[2].ID+"]" {
+		t.Fatalf("the sweep found the key missing on %s, want only %s", missing, c.Nodes[2].ID)
+	}
+	g, err := c.Ceremonies(t, 0).GetCeremony(ctx, &pb.GetCeremonyRequest{Id: id})
+	if err != nil || g.GetCeremony().GetStatus() != pb.CeremonyStatus_CEREMONY_STATUS_PENDING {
+		t.Fatalf("rotation carried out before every node staged: %v %v", g.GetCeremony(), err)
+	}
+	for _, nd := range c.Nodes {
+		if k, _ := nd.HSM.MasterKeyKCV(); k != oldKCV {
+			t.Fatalf("%s switched its master key before every node staged", nd.ID)
+		}
 	}
 	if _, err := c.Ceremonies(t, 2).StageMasterKey(ctx, stageReq()); err != nil {
 		t.Fatalf("stage on n2: %v", err)
@@ -151,15 +193,19 @@ func TestMasterKeyRotation(t *testing.T) {
 			return true
 		})
 	}
-	time.Sleep(200 * time.Millisecond) // traffic after the switch too
-	close(stop)
-	if err := g.Wait(); err != nil {
+	// Traffic after the switch too: every node serves rounds begun after
+	// all nodes switched.
+	switched.Store(true)
+	const roundsAfter = 10
+	await(fmt.Sprintf("every node serves %d rounds after the switch", roundsAfter), func() bool {
+		return after[0].Load() >= roundsAfter && after[1].Load() >= roundsAfter && after[2].Load() >= roundsAfter
+	})
+	stopTraffic()
+	close(failed)
+	if err := <-failed; err != nil {
 		t.Fatalf("traffic during the rotation: %v", err)
 	}
-	if calls.Load() == 0 {
-		t.Fatalf("no traffic ran")
-	}
-	t.Logf("%d calls during the rotation", calls.Load())
+	t.Logf("%d calls during the rotation, %d sweep refusals", calls.Load(), sweeps.refusals(id))
 
 	list, err := c.Admin(t, 1).ListKeys(ctx, &pb.ListKeysRequest{})
 	if err != nil {
@@ -208,4 +254,104 @@ func TestMasterKeyRotation(t *testing.T) {
 	if err != nil || info.MasterKCV != set.MasterKCV {
 		t.Fatalf("new version on the restarted node: %v %v", info, err)
 	}
+}
+
+// trafficRound tokenizes and detokenizes pan with the vaulted and the FF1
+// dev schemes and signs a message: five requests.
+func trafficRound(ctx context.Context, cl pb.TokenServiceClient, sg pb.SigningServiceClient, pan string) error {
+	for _, sch := range []string{vault.DevSchemeVaulted, vault.DevSchemeFF1} {
+		r, err := cl.Tokenize(ctx, &pb.TokenizeRequest{Scheme: sch, Pan: pan})
+		if err != nil {
+			return fmt.Errorf("tokenize %s: %w", sch, err)
+		}
+		d, err := cl.Detokenize(ctx, &pb.DetokenizeRequest{Scheme: sch, Token: r.GetToken()})
+		if err != nil {
+			return fmt.Errorf("detokenize %s: %w", sch, err)
+		}
+		if d.GetPan() != pan {
+			return fmt.Errorf("detokenize %s: another pan than tokenized", sch)
+		}
+	}
+	if _, err := sg.Sign(ctx, &pb.SignRequest{Key: vault.DevKeySigning, Message: []byte("m")}); err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	return nil
+}
+
+// sweepRecorder is a slog.Handler that counts, per ceremony, the leader
+// sweep's attempts refused because a node has not staged the new master
+// key (the sweep's "ceremony not carried out yet" record with an error
+// wrapping vault.ErrMasterKeyNotStaged), and keeps which nodes the last
+// one named. Other records go to stderr when vaulttest.LogEnv asks. Safe
+// for concurrent use.
+type sweepRecorder struct {
+	mu      *sync.Mutex
+	counts  map[string]int
+	missing map[string]string
+	next    slog.Handler
+}
+
+func newSweepRecorder() *sweepRecorder {
+	var next slog.Handler = slog.DiscardHandler
+	var level slog.Level
+	if env := os.Getenv(vaulttest.LogEnv); env != "" && level.UnmarshalText([]byte(env)) == nil {
+		next = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	}
+	return &sweepRecorder{mu: &sync.Mutex{}, counts: map[string]int{}, missing: map[string]string{}, next: next}
+}
+
+func (h *sweepRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *sweepRecorder) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "ceremony not carried out yet" {
+		var id string
+		var err error
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "ceremony":
+				id = a.Value.String()
+			case "err":
+				err, _ = a.Value.Any().(error)
+			}
+			return true
+		})
+		if errors.Is(err, vault.ErrMasterKeyNotStaged) {
+			h.mu.Lock()
+			h.counts[id]++
+			if _, list, ok := strings.Cut(err.Error(), " missing on "); ok {
+				h.missing[id] = list
+			}
+			h.mu.Unlock()
+		}
+	}
+	if h.next.Enabled(ctx, r.Level) {
+		return h.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *sweepRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(as)
+	return &c
+}
+
+func (h *sweepRecorder) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
+}
+
+// refusals returns how many sweep attempts of ceremony id were refused so far.
+func (h *sweepRecorder) refusals(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[id]
+}
+
+// lastMissing returns the node list the last refusal of id named.
+func (h *sweepRecorder) lastMissing(id string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.missing[id]
 }
