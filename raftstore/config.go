@@ -15,7 +15,7 @@ import (
 // state machine (where a violation is a deterministic rejection, never a
 // fatal error).
 const (
-	MaxOpsPerCommand = 16
+	MaxOpsPerCommand = 256
 	MaxBucketName    = 64
 	MaxKeySize       = 512
 	MaxValueSize     = 16 << 10

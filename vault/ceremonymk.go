@@ -29,9 +29,12 @@ import (
 // later switches before it loads any key.
 //
 // The old master key stays in each HSM until an operator removes it.
-// Limit: the rotation is one replicated command, so it covers at most
-// maxMKRotationKeys keys (raftstore.MaxOpsPerCommand less the ceremony's own
-// operations); a vault with more keys fails the ceremony with that reason.
+// Limit: the rotation is one replicated command (all keys switch master key
+// at once), so it covers at most maxMKRotationKeys keys
+// (raftstore.MaxOpsPerCommand less the ceremony's own operations) and
+// maxMKRotationBytes of key records, old and new (about 250 AES keys with
+// a few versions each); a vault with more fails the ceremony with that
+// reason.
 
 const (
 	bucketMK      = "mk"      // "current" -> MasterKeyRecord; "staged" 0 node -> MasterKeyStaged
@@ -44,6 +47,11 @@ const (
 // rewrite (head CAS, log entry, state and the current record take four
 // operations).
 const maxMKRotationKeys = raftstore.MaxOpsPerCommand - 4
+
+// maxMKRotationBytes bounds the key records (compare-and-set: old and new
+// value) of one rotation command, well below the group commit's batch and
+// forwarding limits (1 MiB by default).
+const maxMKRotationBytes = 512 << 10
 
 // StagedMasterKeyLabel is the PKCS#11 label a master key with KCV kcv is
 // staged under on every node.
@@ -343,7 +351,7 @@ func (n *Node) prepareMasterKeyRotation(ctx context.Context, p ceremony.RotateMa
 		return lasting(fmt.Errorf("%w: more than %d keys for one master-key rotation", ErrUnsupported, maxMKRotationKeys))
 	}
 	x := &execution{}
-	versions := 0
+	versions, size := 0, 0
 	for _, kv := range kvs {
 		rec, err := decodeKey(kv.Value)
 		if err != nil {
@@ -364,6 +372,9 @@ func (n *Node) prepareMasterKeyRotation(ctx context.Context, p ceremony.RotateMa
 		nv, err := encodeRecord(nrec)
 		if err != nil {
 			return nil, err
+		}
+		if size += len(kv.Key) + len(kv.Value) + len(nv); size > maxMKRotationBytes {
+			return lasting(fmt.Errorf("%w: the key records of %d keys exceed the %d KiB of one master-key rotation", ErrUnsupported, len(kvs), maxMKRotationBytes>>10))
 		}
 		x.ops = append(x.ops, raftstore.CompareAndSet(bucketKeys, kv.Key, kv.Value, nv))
 	}

@@ -189,6 +189,13 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Fatalf("ff1 tokenize v1: %v %v", t1, err)
 	}
 
+	// Nothing to move to before a rotation: refused, not answered with the
+	// same tokens.
+	if _, err := tok.Retokenize(ctx, &pb.RetokenizeRequest{Scheme: vault.DevSchemeFF1, FromKeyVersion: 1,
+		Items: []*pb.RetokenizeItem{{Token: t1.GetToken()}}}); codeOf(err) != codes.FailedPrecondition || reason(err) != "KEY_STATE" {
+		t.Fatalf("retokenize from the latest version: %v", err)
+	}
+
 	// Rotate both keys (2 of 3 approvals, carol and alice).
 	out := runCeremony(ctx, t, c, 1, rotate("life-gcm"), carol, alice)
 	t.Logf("rotation: %s", out.GetOutcome())

@@ -363,60 +363,61 @@ func (n *Node) countBelow(ctx context.Context, key string, schemes []string, tar
 		return 0, err
 	}
 	var count uint64
-	for _, sc := range schemes {
-		srec, err := n.localScheme(ctx, sc)
-		if err != nil {
-			return 0, err
-		}
-		prefix := tokenKey(sc, "")
-		after := prefix
-		for {
-			kvs, more, err := n.store.Scan(ctx, bucketTokens, raftstore.ScanOptions{
-				Prefix: prefix, After: after, Limit: raftstore.MaxScanLimit, Mode: raftstore.Stale})
+	err = n.scanSchemeTokens(ctx, schemes, func(srec *vaultpb.SchemeRecord, kvs []raftstore.KV) bool {
+		for _, kv := range kvs {
+			rec, err := decodeToken(kv.Value)
 			if err != nil {
-				return 0, err
+				continue // logged by the job; nothing a key version can lose
 			}
-			for _, kv := range kvs {
-				rec, err := decodeToken(kv.Value)
-				if err != nil {
-					continue // logged by the job; nothing a key version can lose
-				}
-				if belowTarget(krec.GetPurpose(), srec, key, rec, target) {
-					count++
-					if limit > 0 && count >= limit {
-						return count, nil
-					}
+			if belowTarget(krec.GetPurpose(), srec, key, rec, target) {
+				count++
+				if limit > 0 && count >= limit {
+					return false
 				}
 			}
-			if !more || len(kvs) == 0 {
-				break
-			}
-			after = kvs[len(kvs)-1].Key
 		}
-	}
-	return count, nil
+		return true
+	})
+	return count, err
 }
 
 // countTokens counts the token records of schemes (local state).
 func (n *Node) countTokens(ctx context.Context, schemes []string) (uint64, error) {
 	var total uint64
+	err := n.scanSchemeTokens(ctx, schemes, func(_ *vaultpb.SchemeRecord, kvs []raftstore.KV) bool {
+		total += uint64(len(kvs))
+		return true
+	})
+	return total, err
+}
+
+// scanSchemeTokens hands the token records of each scheme of schemes to fn
+// a page at a time (local state), with the scheme's record, until fn
+// returns false.
+func (n *Node) scanSchemeTokens(ctx context.Context, schemes []string, fn func(*vaultpb.SchemeRecord, []raftstore.KV) bool) error {
 	for _, sc := range schemes {
+		srec, err := n.localScheme(ctx, sc)
+		if err != nil {
+			return err
+		}
 		prefix := tokenKey(sc, "")
 		after := prefix
 		for {
 			kvs, more, err := n.store.Scan(ctx, bucketTokens, raftstore.ScanOptions{
 				Prefix: prefix, After: after, Limit: raftstore.MaxScanLimit, Mode: raftstore.Stale})
 			if err != nil {
-				return 0, err
+				return err
 			}
-			total += uint64(len(kvs))
+			if !fn(srec, kvs) {
+				return nil
+			}
 			if !more || len(kvs) == 0 {
 				break
 			}
 			after = kvs[len(kvs)-1].Key
 		}
 	}
-	return total, nil
+	return nil
 }
 
 // rewrite brings the records of kvs (scheme sc) that are below target up

@@ -36,6 +36,22 @@ func (n *Node) retokenizeFF1(ctx context.Context, e *schemeEntry, from uint32, t
 		return nil, 0, err
 	}
 	to := enc.tok.KeyVersion()
+	if to <= from {
+		// This node's key cache may not have the rotation that committed
+		// elsewhere yet: ask the replicated record before answering with
+		// tokens that did not move.
+		rec, err := n.keyring.record(ctx, e.rec.GetKey(), true)
+		if err != nil {
+			return nil, 0, err
+		}
+		if rec.GetLatestVersion() <= from {
+			return nil, 0, fmt.Errorf("%w: version %d is the key's latest: retokenize moves tokens to a newer version (rotate the key first)", ErrKeyState, from)
+		}
+		if enc, err = n.ff1.engine(ctx, e, rec.GetLatestVersion(), useEncrypt); err != nil {
+			return nil, 0, err
+		}
+		to = enc.tok.KeyVersion()
+	}
 	out := make([]*pb.RetokenizeResult, len(tokens))
 	fail := func(i int, err error) {
 		out[i] = &pb.RetokenizeResult{Index: uint32(i), Outcome: &pb.RetokenizeResult_Error{Error: itemErrorOf(err, i)}}
