@@ -21,7 +21,10 @@ const (
 // A Component prints (with any fmt verb) as its KCV only. Its bytes are
 // reachable only through Bytes, for the ceremony tool to hand to its
 // custodian. Zero overwrites them; LoadMasterKey zeroes the components it is
-// given. A Component is not safe for concurrent use.
+// given. Zeroing reaches this Go buffer only: copies the PKCS#11 binding made
+// in C memory (when the component was generated or its KCV computed) are
+// freed without being overwritten (see Residual risk in the package doc).
+// A Component is not safe for concurrent use.
 type Component struct {
 	value []byte
 	kcv   KCV
@@ -42,7 +45,8 @@ func (c *Component) KCV() KCV { return c.kcv }
 // Bytes returns the component's bytes (not a copy). Handle with care.
 func (c *Component) Bytes() []byte { return c.value }
 
-// Zero overwrites the component's bytes.
+// Zero overwrites the component's bytes in Go memory (not the binding's C
+// copies; see the package doc).
 func (c *Component) Zero() {
 	if c != nil {
 		zero(c.value)

@@ -9,11 +9,10 @@
 // (GenerateComponents, LoadMasterKey): 32 bytes each from the HSM's RNG, each
 // with its KCV (AES-CMAC of a zero block, first 3 bytes, 6 hex digits); the
 // MK is their XOR and its KCV is checked against the one recorded when the
-// components were made. Components and the XOR buffer are zeroed after use.
-// SoftHSM has no XOR key derivation, so the XOR happens in Go: during a
-// ceremony, and only then, component and master-key bytes are in this
-// process. The C copies the PKCS#11 binding makes (C_GenerateRandom output,
-// C_CreateObject templates) are freed by it without being zeroed.
+// components were made. The Go buffers holding components and their XOR
+// are zeroed after use. SoftHSM has no XOR key derivation, so the XOR
+// happens in Go: during a ceremony, and only then, component and master-key
+// bytes are in this process, and not only in Go memory (see Residual risk).
 //
 // Working keys (KeyType) are generated inside the HSM and leave it only
 // wrapped under the MK with CKM_AES_KEY_WRAP_PAD (RFC 5649), as a versioned
@@ -58,6 +57,37 @@
 //
 // HSM and BlockCipher are safe for concurrent use. Component is not.
 // WrappedKey, KeyInfo, KCV and Config are plain values.
+//
+// # Residual risk: C copies that are never zeroed
+//
+// Every "zeroed" in this package is true of Go memory only. The PKCS#11
+// binding (github.com/miekg/pkcs11 v1.1.2) copies some secrets into C heap
+// memory it allocates with calloc and releases with a plain C.free, without
+// overwriting them; this package never sees those buffers and cannot zero
+// them. The bytes stay in freed heap blocks until the C allocator reuses
+// them. They are:
+//
+//   - CKA_VALUE in C_CreateObject templates (types.go, arena.Allocate and
+//     arena.Free): each component while its KCV is computed (kcvOfValue)
+//     and the XOR of the components when the master key is imported
+//     (importMasterKey);
+//   - C_GenerateRandom output: each new component (GenerateComponents);
+//   - C_Decrypt output: every plaintext Open returns (PANs and whatever the
+//     vault seals);
+//   - C_Encrypt output: Seal's ciphertexts (harmless) but also the AES
+//     outputs of EncryptBlocks, which for FF1 are round-function values
+//     from which, with the token, a PAN could be recomputed.
+//
+// Inputs of C_Encrypt, C_Decrypt and C_Sign (plaintexts, messages to MAC)
+// are passed to the library by pointer into Go memory, not copied by the
+// binding; what the PKCS#11 library does with them inside this process is
+// beyond this package (a network or PCIe HSM keeps them inside its
+// boundary, SoftHSM does not). Anyone able to read this process's memory, a
+// core dump or swap can therefore find such bytes after they were
+// "zeroed". We do not patch the binding. Operators should disable core dumps (RLIMIT_CORE 0,
+// systemd LimitCORE=0), use no swap or encrypted swap, and run key
+// ceremonies (component generation, master-key load and staging) in a
+// short-lived process so that its freed heap goes away with it.
 //
 // # Errors
 //

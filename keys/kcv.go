@@ -57,7 +57,9 @@ func kcvOf(p p11, sh pkcs11.SessionHandle, key pkcs11.ObjectHandle) (KCV, error)
 
 // kcvOfValue imports value as a temporary, non-extractable AES session
 // object able only to compute CMAC, computes its KCV and destroys it.
-// Used for custodian components, whose bytes are in memory by nature.
+// Used for custodian components, whose bytes are in memory by nature. The
+// binding copies value into C memory for C_CreateObject and frees that copy
+// without zeroing it (see Residual risk in the package doc).
 func kcvOfValue(p p11, sh pkcs11.SessionHandle, value []byte) (KCV, error) {
 	var k KCV
 	tmpl := []*pkcs11.Attribute{

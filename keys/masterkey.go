@@ -18,7 +18,7 @@ func masterKeyTemplate(label string, value []byte) []*pkcs11.Attribute {
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 		attr(pkcs11.CKA_LABEL, label),       // found by label after every login
-		attr(pkcs11.CKA_VALUE, value),       // the XOR of the components; zeroed by the caller
+		attr(pkcs11.CKA_VALUE, value),       // XOR of the components; caller zeroes its Go buffer, not the C copy
 		attr(pkcs11.CKA_TOKEN, true),        // persists in the token
 		attr(pkcs11.CKA_PRIVATE, true),      // invisible without the user PIN; encrypted at rest
 		attr(pkcs11.CKA_SENSITIVE, true),    // value never readable
@@ -118,7 +118,9 @@ func (h *HSM) requireMasterKey() (pkcs11.ObjectHandle, KCV, error) {
 // components from the HSM's RNG, computes each one's KCV and the KCV of
 // their XOR inside the HSM, and returns them. It does not store anything in
 // the token: the ceremony hands each component to one custodian and records
-// the KCVs. The intermediate XOR buffer is zeroed before returning.
+// the KCVs. The Go buffer of the intermediate XOR is zeroed before
+// returning; the C copies the PKCS#11 binding made of the components and
+// their XOR are not (see Residual risk in the package doc).
 func (h *HSM) GenerateComponents(ctx context.Context, n int) (*ComponentSet, error) {
 	if n < MinComponents || n > MaxComponents {
 		return nil, fmt.Errorf("%w: %d components (want %d..%d)", ErrInvalidInput, n, MinComponents, MaxComponents)
@@ -173,8 +175,9 @@ func (h *HSM) GenerateComponents(ctx context.Context, n int) (*ComponentSet, err
 // made; on mismatch the imported key is destroyed. It fails with
 // ErrMasterKeyExists if the token already has a master key.
 //
-// Whatever the outcome, every component passed in is zeroed, as is the
-// combined key buffer. Keys that could not be restored for lack of a master
+// Whatever the outcome, every component passed in is zeroed, as is the Go
+// buffer of the combined key; the C copies the PKCS#11 binding made of them
+// are not (see Residual risk in the package doc). Keys that could not be restored for lack of a master
 // key are restored afterwards.
 func (h *HSM) LoadMasterKey(ctx context.Context, comps []*Component, want KCV) (KCV, error) {
 	defer func() {
@@ -249,7 +252,8 @@ func (h *HSM) verifyComponents(sh pkcs11.SessionHandle, comps []*Component) erro
 // (masterKeyTemplate) on session sh, and checks the new key's KCV, computed
 // in the HSM, against want. If the KCV does not match or cannot be
 // computed, the new object is destroyed and the error says so; nothing is
-// stored. The Go buffer holding the XOR is zeroed before this returns.
+// stored. The Go buffer holding the XOR is zeroed before this returns; the
+// binding's C copy of the template is freed unzeroed (package doc).
 // Shared by LoadMasterKey and StageMasterKey so that both import a master
 // key in exactly one way.
 func (h *HSM) importMasterKey(sh pkcs11.SessionHandle, label string, comps []*Component, want KCV) (pkcs11.ObjectHandle, KCV, error) {

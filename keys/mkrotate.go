@@ -58,7 +58,8 @@ func (h *HSM) MasterKeyLabel() string {
 // KCV (a failure names it: *ComponentError, wrapping ErrKCVMismatch) and
 // the result against want (ErrKCVMismatch; nothing is stored). If label
 // already holds a master key with KCV want, it returns created false. The
-// components are zeroed whatever the outcome.
+// components' Go bytes are zeroed whatever the outcome (the C copies the
+// PKCS#11 binding made of them are not: see the package doc).
 func (h *HSM) StageMasterKey(ctx context.Context, label string, comps []*Component, want KCV) (bool, error) {
 	defer func() {
 		for _, c := range comps {
