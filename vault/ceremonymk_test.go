@@ -257,14 +257,25 @@ func TestMasterKeyRotation(t *testing.T) {
 }
 
 // trafficRound tokenizes and detokenizes pan with the vaulted and the FF1
-// dev schemes and signs a message: five requests.
+// dev schemes and signs a message: five requests. Like a real client, it
+// retries UNAVAILABLE (a leadership change on a starved machine), the
+// tokenization with the same request id; any other failure, or UNAVAILABLE
+// that persists, fails the round.
 func trafficRound(ctx context.Context, cl pb.TokenServiceClient, sg pb.SigningServiceClient, pan string) error {
 	for _, sch := range []string{vault.DevSchemeVaulted, vault.DevSchemeFF1} {
-		r, err := cl.Tokenize(ctx, &pb.TokenizeRequest{Scheme: sch, Pan: pan})
+		var r *pb.TokenizeResponse
+		err := retryUnavailable(ctx, func() (err error) {
+			r, err = cl.Tokenize(ctx, &pb.TokenizeRequest{Scheme: sch, Pan: pan, RequestId: "mk-" + sch + "-" + pan[len(pan)-8:]})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("tokenize %s: %w", sch, err)
 		}
-		d, err := cl.Detokenize(ctx, &pb.DetokenizeRequest{Scheme: sch, Token: r.GetToken()})
+		var d *pb.DetokenizeResponse
+		err = retryUnavailable(ctx, func() (err error) {
+			d, err = cl.Detokenize(ctx, &pb.DetokenizeRequest{Scheme: sch, Token: r.GetToken()})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("detokenize %s: %w", sch, err)
 		}
@@ -272,10 +283,31 @@ func trafficRound(ctx context.Context, cl pb.TokenServiceClient, sg pb.SigningSe
 			return fmt.Errorf("detokenize %s: another pan than tokenized", sch)
 		}
 	}
-	if _, err := sg.Sign(ctx, &pb.SignRequest{Key: vault.DevKeySigning, Message: []byte("m")}); err != nil {
+	err := retryUnavailable(ctx, func() error {
+		_, err := sg.Sign(ctx, &pb.SignRequest{Key: vault.DevKeySigning, Message: []byte("m")})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
 	return nil
+}
+
+// retryUnavailable calls fn until it returns anything but UNAVAILABLE, at
+// most 20 times.
+func retryUnavailable(ctx context.Context, fn func() error) error {
+	var err error
+	for range 20 {
+		if err = fn(); codeOf(err) != codes.Unavailable {
+			return err
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+	return err
 }
 
 // sweepRecorder is a slog.Handler that counts, per ceremony, the leader
