@@ -73,11 +73,12 @@ func TestServerWrongPIN(t *testing.T) {
 	}
 	cfg, _ := serverConfigFile(t, hsm)
 	code, stdout, stderr := runCLI(t, "", "server", "--config", cfg)
-	if code != 1 || !strings.Contains(stderr, "pin incorrect") {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
-	}
+	// Checked first: only output known to hold no PIN goes into a message.
 	if strings.Contains(stdout+stderr, pin) || strings.Contains(stdout+stderr, wrong) {
 		t.Fatal("a PIN was printed")
+	}
+	if code != 1 || !strings.Contains(stderr, "pin incorrect") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
 
