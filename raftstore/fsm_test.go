@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,31 +230,65 @@ func TestFatalHookInCluster(t *testing.T) {
 	}
 }
 
+// enteredCtx reports, once, when its Done channel is first asked for. In
+// coalescer.do that happens in the select that waits for the round, after
+// the caller has joined it under c.mu: a caller whose enteredCtx has fired
+// is committed to a round.
+type enteredCtx struct {
+	context.Context
+	once    sync.Once
+	entered chan<- struct{}
+}
+
+func (c *enteredCtx) Done() <-chan struct{} {
+	c.once.Do(func() { c.entered <- struct{}{} })
+	return c.Context.Done()
+}
+
 func TestCoalescerNeverJoinsAnOlderRound(t *testing.T) {
 	release := make(chan struct{})
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	// Never leave the coalescer's loop blocked in fn if the test fails.
+	t.Cleanup(releaseAll)
+	started := make(chan struct{}, 2)
 	var calls atomic.Uint64
 	c := &coalescer{timeout: time.Minute, fn: func(ctx context.Context) (uint64, error) {
 		n := calls.Add(1)
+		started <- struct{}{}
 		<-release
 		return n, nil
 	}}
 	ctx := ctxT(t, 10*time.Second)
-	first := make(chan uint64)
+	first := make(chan uint64, 1)
 	go func() { v, _ := c.do(ctx); first <- v }()
-	for calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("round 1 never started")
 	}
 	// Round 1 is running; these arrive later and must share round 2.
-	later := make(chan uint64, 8)
-	for range 8 {
-		go func() { v, _ := c.do(ctx); later <- v }()
+	const late = 8
+	entered := make(chan struct{}, late)
+	later := make(chan uint64, late)
+	for range late {
+		go func() {
+			v, _ := c.do(&enteredCtx{Context: ctx, entered: entered})
+			later <- v
+		}()
 	}
-	time.Sleep(20 * time.Millisecond)
-	close(release)
+	// Release round 1 only once every late caller has joined a round.
+	for i := range late {
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d late callers joined a round", i, late)
+		}
+	}
+	releaseAll()
 	if v := <-first; v != 1 {
 		t.Fatalf("first caller got round %d", v)
 	}
-	for range 8 {
+	for range late {
 		if v := <-later; v != 2 {
 			t.Fatalf("late caller got round %d, want 2", v)
 		}
