@@ -24,9 +24,11 @@ func (n *Node) checkProposal(ctx context.Context, params ceremony.Params) error 
 			return err
 		}
 	case ceremony.RotateKey:
-		if _, _, err := n.readKeyRecord(ctx, p.Name); err != nil {
+		rec, raw, err := n.readKeyRecord(ctx, p.Name)
+		if err != nil {
 			return err
 		}
+		return checkRotationRoom(rec, len(raw))
 	case ceremony.SetMinDecryptionVersion:
 		rec, _, err := n.readKeyRecord(ctx, p.Name)
 		if err != nil {
@@ -325,15 +327,21 @@ func (n *Node) prepareRotateKey(ctx context.Context, p ceremony.RotateKey, now t
 	if err != nil {
 		return lasting(err)
 	}
+	if err := checkRotationRoom(rec, len(raw)); err != nil {
+		return lasting(err)
+	}
 	ver := rec.GetLatestVersion() + 1
 	g, err := n.generateVersion(ctx, p.Name, ver, keys.KeyType(rec.GetKeyType()))
 	if err != nil {
 		return lasting(err)
 	}
 	v, err := encodeRecord(rotatedRecord(rec, ver, g.blob, now.UnixNano()))
+	if err == nil && len(v) > raftstore.MaxValueSize {
+		err = errNoRoom(rec, len(v))
+	}
 	if err != nil {
 		g.discard(n)
-		return nil, err
+		return lasting(err)
 	}
 	x := &execution{
 		ops:     []raftstore.Op{raftstore.CompareAndSet(bucketKeys, []byte(p.Name), raw, v)},
@@ -356,4 +364,25 @@ func (n *Node) prepareRotateKey(ctx context.Context, p ceremony.RotateKey, now t
 		}
 	}
 	return x, nil
+}
+
+// checkRotationRoom refuses a rotation of rec (stored in size bytes) whose
+// new version would not fit in one replicated record: every live version's
+// wrapped key is kept inline in the key record (raftstore.MaxValueSize,
+// 16 KiB: about six RSA-3072 versions, dozens of AES or ECDSA ones). The
+// new version is estimated at the size of the largest one there.
+func checkRotationRoom(rec *vaultpb.KeyRecord, size int) error {
+	largest := 0
+	for _, v := range rec.GetVersions() {
+		largest = max(largest, len(v.GetWrapped())+32) // blob plus the version's other fields
+	}
+	if size+largest > raftstore.MaxValueSize {
+		return errNoRoom(rec, size+largest)
+	}
+	return nil
+}
+
+func errNoRoom(rec *vaultpb.KeyRecord, need int) error {
+	return fmt.Errorf("%w: key %q: another version would need about %d bytes in its record, more than %d: retire and destroy old versions first",
+		ErrKeyState, rec.GetName(), need, raftstore.MaxValueSize)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panvault/panvault/raftstore"
 	"github.com/panvault/panvault/vault/ceremony"
 	"github.com/panvault/panvault/vault/vaultpb"
 )
@@ -116,6 +117,34 @@ func TestProposerFor(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Fatalf("%q: %q, want %q", tc.identity, got, tc.want)
+		}
+	}
+}
+
+// TestRotationRoom: a rotation is refused (FAILED_PRECONDITION KEY_STATE)
+// before its new version would push the key record past
+// raftstore.MaxValueSize, and allowed while there is room.
+func TestRotationRoom(t *testing.T) {
+	rec := &vaultpb.KeyRecord{Name: "rsa"}
+	blob := make([]byte, 2300) // about one wrapped RSA-3072 version
+	size := 0
+	for v := uint32(1); ; v++ {
+		if err := checkRotationRoom(rec, size); err != nil {
+			if !errors.Is(err, ErrKeyState) {
+				t.Fatalf("refusal: %v", err)
+			}
+			if v < 5 || size+len(blob) <= raftstore.MaxValueSize-64 {
+				t.Fatalf("refused at version %d with %d bytes stored: there was room", v, size)
+			}
+			return
+		}
+		rec.Versions = append(rec.Versions, &vaultpb.KeyVersionRecord{Version: v, Wrapped: blob})
+		enc, err := encodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size = len(enc); size > raftstore.MaxValueSize {
+			t.Fatalf("allowed version %d although the record grew to %d bytes", v, size)
 		}
 	}
 }
