@@ -244,36 +244,16 @@ func runMKLoad(ctx context.Context, io *stdio, cfgPath string, files, identityFi
 	if err != nil {
 		return &usageError{err}
 	}
-	parsed := make([]*componentFile, 0, len(files))
-	encrypted := map[string]bool{}
+	parsed, encrypted, err := readComponentSet(files, ids)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		for _, c := range parsed {
 			c.Zero()
 		}
 	}()
-	byIndex := map[int]string{}
-	for _, f := range files {
-		c, enc, err := readAnyComponentFile(f, ids)
-		if err != nil {
-			return err
-		}
-		parsed = append(parsed, c)
-		encrypted[c.Path] = enc
-		if prev, dup := byIndex[c.Index]; dup {
-			return fmt.Errorf("%s and %s are both component %d", prev, f, c.Index)
-		}
-		byIndex[c.Index] = f
-	}
-	first := parsed[0]
-	for _, c := range parsed {
-		if c.Count != first.Count || c.MasterKCV != first.MasterKCV {
-			return fmt.Errorf("%s and %s belong to different ceremonies (count or master KCV differ)", first.Path, c.Path)
-		}
-	}
-	if len(parsed) != first.Count {
-		return fmt.Errorf("%d component files given; the ceremony made %d", len(parsed), first.Count)
-	}
-	want := first.MasterKCV
+	want := parsed[0].MasterKCV
 	if masterKCV != "" {
 		k, err := keys.ParseKCV(masterKCV)
 		if err != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -163,5 +165,47 @@ func TestParseComponentStrict(t *testing.T) {
 				t.Fatal("error contains component digits")
 			}
 		})
+	}
+}
+
+// mk load and mk stage take only a complete set of one master key's
+// components, each once; a refused set is left zeroed.
+func TestReadComponentSet(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, index, count int, master string) string {
+		path := filepath.Join(dir, name)
+		body := fmt.Sprintf("format = %q\nindex = %d\ncount = %d\nkcv = \"ABCDEF\"\nmaster_kcv = %q\ncomponent = %q\n",
+			componentFormat, index, count, master, strings.Repeat("ab", 32))
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	one, two := write("c1", 1, 2, "012345"), write("c2", 2, 2, "012345")
+	parsed, enc, err := readComponentSet([]string{two, one}, nil)
+	if err != nil || len(parsed) != 2 || parsed[0].Index != 2 || parsed[1].Index != 1 || enc[one] || enc[two] {
+		t.Fatalf("a complete set: %v %v %v", parsed, enc, err)
+	}
+	other := write("other", 2, 2, "ABCDEF")
+	three := write("c3", 3, 3, "012345")
+	for name, tc := range map[string]struct {
+		files []string
+		want  string
+	}{
+		"twice":          {[]string{one, one}, "are both component 1"},
+		"other ceremony": {[]string{one, other}, "belong to different ceremonies"},
+		"other count":    {[]string{one, three}, "belong to different ceremonies"},
+		"incomplete":     {[]string{one}, "1 component files given; the ceremony made 2"},
+		"missing file":   {[]string{one, filepath.Join(dir, "none")}, "none"},
+	} {
+		parsed, _, err := readComponentSet(tc.files, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+		for _, c := range parsed {
+			if !bytes.Equal(c.Value, make([]byte, len(c.Value))) {
+				t.Errorf("%s: %s left holding its component", name, c.Path)
+			}
+		}
 	}
 }

@@ -221,6 +221,45 @@ func readIdentities(paths []string) ([]age.Identity, error) {
 // readAnyComponentFile reads a plaintext or an age-encrypted component
 // file. An encrypted one is decrypted with ids, parsed, and its header
 // checked against the authenticated plaintext.
+// readComponentSet reads the component files of one master key (plain, or
+// age-encrypted and decrypted with ids) and checks that they are all of its
+// components, each once. It returns them in the order given and which were
+// encrypted (by path); the caller zeroes them. On error the components read
+// so far come back already zeroed.
+func readComponentSet(files []string, ids []age.Identity) (parsed []*componentFile, encrypted map[string]bool, err error) {
+	defer func() {
+		if err != nil {
+			for _, c := range parsed {
+				c.Zero()
+			}
+		}
+	}()
+	encrypted = map[string]bool{}
+	byIndex := map[int]string{}
+	for _, f := range files {
+		c, enc, err := readAnyComponentFile(f, ids)
+		if err != nil {
+			return parsed, nil, err
+		}
+		parsed = append(parsed, c)
+		encrypted[c.Path] = enc
+		if prev, dup := byIndex[c.Index]; dup {
+			return parsed, nil, fmt.Errorf("%s and %s are both component %d", prev, f, c.Index)
+		}
+		byIndex[c.Index] = f
+	}
+	first := parsed[0]
+	for _, c := range parsed {
+		if c.Count != first.Count || c.MasterKCV != first.MasterKCV {
+			return parsed, nil, fmt.Errorf("%s and %s belong to different ceremonies (count or master KCV differ)", first.Path, c.Path)
+		}
+	}
+	if len(parsed) != first.Count {
+		return parsed, nil, fmt.Errorf("%d component files given; the ceremony made %d", len(parsed), first.Count)
+	}
+	return parsed, encrypted, nil
+}
+
 func readAnyComponentFile(path string, ids []age.Identity) (c *componentFile, encrypted bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -40,33 +40,16 @@ func runMKStage(c *cobra.Command, io *stdio, cf *clientFlags, files, identityFil
 	if err != nil {
 		return &usageError{err}
 	}
-	parsed := make([]*componentFile, 0, len(files))
+	parsed, _, err := readComponentSet(files, ids)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		for _, p := range parsed {
 			p.Zero()
 		}
 	}()
-	for _, f := range files {
-		comp, _, err := readAnyComponentFile(f, ids)
-		if err != nil {
-			return err
-		}
-		parsed = append(parsed, comp)
-	}
 	first := parsed[0]
-	seen := map[int]string{}
-	for _, p := range parsed {
-		if p.Count != first.Count || p.MasterKCV != first.MasterKCV {
-			return fmt.Errorf("%s and %s belong to different ceremonies (count or master KCV differ)", first.Path, p.Path)
-		}
-		if prev, dup := seen[p.Index]; dup {
-			return fmt.Errorf("%s and %s are both component %d", prev, p.Path, p.Index)
-		}
-		seen[p.Index] = p.Path
-	}
-	if len(parsed) != first.Count {
-		return fmt.Errorf("%d component files given; the ceremony made %d", len(parsed), first.Count)
-	}
 	// In component order, as the ceremony lists their KCVs.
 	ordered := make([]*componentFile, first.Count)
 	for _, p := range parsed {
