@@ -14,16 +14,21 @@ import (
 	"github.com/panvault/panvault/vault/loadgen"
 )
 
+// Each bad bench command line is a usage error (exit 2) that names its own
+// fault, not a usage error for another reason (no $PANVAULT_ADDR, say).
 func TestBenchUsageErrors(t *testing.T) {
-	for name, args := range map[string][]string{
-		"unknown op":              {"bench", "--op", "nope"},
-		"batch too large":         {"bench", "--op", "tokenize-batch", "--batch", "5000"},
-		"profile without cluster": {"bench", "--op", "sign", "--profile-dir", t.TempDir()},
-		"unknown workload":        {"bench", "--matrix", "--only", "nope"},
-		"too many nodes":          {"bench", "--local", "99", "--op", "sign"},
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"unknown op":              {[]string{"bench", "--op", "nope"}, `unknown op "nope"`},
+		"batch too large":         {[]string{"bench", "--op", "tokenize-batch", "--batch", "5000"}, "batch 5000 outside"},
+		"profile without cluster": {[]string{"bench", "--op", "sign", "--profile-dir", t.TempDir()}, "--profile-dir needs --local"},
+		"unknown workload":        {[]string{"bench", "--matrix", "--only", "nope"}, `unknown workload "nope"`},
+		"too many nodes":          {[]string{"bench", "--local", "99", "--op", "sign"}, "--local: want 1 to 15 nodes"},
 	} {
-		if code, _, stderr := runCLI(t, "", args...); code != 2 {
-			t.Errorf("%s: exit %d (%s), want 2", name, code, stderr)
+		if code, _, stderr := runCLI(t, "", tc.args...); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d (%s), want 2 and %q", name, code, stderr, tc.want)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func TestServerConfigErrorExits(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "surprise: unknown key") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	if code, _, _ := runCLI(t, "", "server"); code == 0 {
-		t.Fatal("server without --config succeeded")
+	if code, _, stderr := runCLI(t, "", "server"); code != 1 || !strings.Contains(stderr, `"config" not set`) {
+		t.Fatalf("server without --config: exit %d, stderr %q", code, stderr)
 	}
 }
