@@ -1,7 +1,6 @@
 package vault_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"testing"
@@ -52,12 +51,8 @@ func TestCryptoperiodElapsed(t *testing.T) {
 	c.Clock.Advance(2 * time.Hour)
 	for _, nd := range c.Nodes {
 		waitFor(t, nd.ID+" raises the gauge", func() bool { return nd.Vault.KeyMetrics().CryptoperiodElapsed["cp-gcm"] })
-		var buf bytes.Buffer
-		if err := nd.Vault.WriteMetrics(&buf); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(buf.String(), `panvault_key_cryptoperiod_elapsed{key="cp-gcm"} 1`) {
-			t.Fatalf("%s metrics:\n%s", nd.ID, buf.String())
+		if v, ok := gatherValue(t, nd.Vault, "panvault_key_cryptoperiod_elapsed", "key", "cp-gcm"); !ok || v != 1 {
+			t.Fatalf("%s: panvault_key_cryptoperiod_elapsed{key=cp-gcm} = %v (present %v), want 1", nd.ID, v, ok)
 		}
 	}
 	got, err := c.Admin(t, 2).GetKey(ctx, &pb.GetKeyRequest{Name: "cp-gcm"})

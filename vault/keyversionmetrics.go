@@ -1,8 +1,6 @@
 package vault
 
 import (
-	"fmt"
-	"io"
 	"sort"
 	"sync"
 
@@ -10,7 +8,7 @@ import (
 )
 
 // keyMetrics counts what key versions and their jobs do on this node, for
-// WriteMetrics. Labels are key names (never secret). Safe for concurrent
+// the Prometheus collector (metrics.go). Labels are key names (never secret). Safe for concurrent
 // use.
 type keyMetrics struct {
 	mu          sync.Mutex
@@ -105,46 +103,6 @@ func (n *Node) KeyMetrics() KeyMetrics {
 		out.CeremonySteps[k] = v
 	}
 	return out
-}
-
-// WriteMetrics writes the node's key-lifecycle metrics in the Prometheus
-// text exposition format (version 0.0.4), for a /metrics handler:
-//
-//	panvault_reencrypt_records_total{key}     counter
-//	panvault_key_cryptoperiod_elapsed{key}    gauge (0 or 1)
-//	panvault_ceremony_steps_total{type}       counter
-//	panvault_retokenized_total                counter
-func (n *Node) WriteMetrics(w io.Writer) error {
-	s := n.KeyMetrics()
-	var err error
-	p := func(format string, args ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, args...)
-		}
-	}
-	p("# HELP panvault_reencrypt_records_total Token records re-encrypted to a newer key version by this node.\n")
-	p("# TYPE panvault_reencrypt_records_total counter\n")
-	for _, k := range sortedKeys(s.Reencrypted) {
-		p("panvault_reencrypt_records_total{key=%q} %d\n", k, s.Reencrypted[k])
-	}
-	p("# HELP panvault_key_cryptoperiod_elapsed 1 when the key's latest version is past its cryptoperiod (rotation due).\n")
-	p("# TYPE panvault_key_cryptoperiod_elapsed gauge\n")
-	for _, k := range sortedKeys(s.CryptoperiodElapsed) {
-		v := 0
-		if s.CryptoperiodElapsed[k] {
-			v = 1
-		}
-		p("panvault_key_cryptoperiod_elapsed{key=%q} %d\n", k, v)
-	}
-	p("# HELP panvault_ceremony_steps_total Ceremony log entries committed by this node.\n")
-	p("# TYPE panvault_ceremony_steps_total counter\n")
-	for _, k := range sortedKeys(s.CeremonySteps) {
-		p("panvault_ceremony_steps_total{type=%q} %d\n", k, s.CeremonySteps[k])
-	}
-	p("# HELP panvault_retokenized_total FF1 tokens migrated to a newer key version by this node.\n")
-	p("# TYPE panvault_retokenized_total counter\n")
-	p("panvault_retokenized_total %d\n", s.Retokenized)
-	return err
 }
 
 func sortedKeys[V any](m map[string]V) []string {
