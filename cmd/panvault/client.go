@@ -263,7 +263,10 @@ type violationJSON struct {
 }
 
 // describeError turns an error into its code and message. gRPC errors keep
-// their code; messages from the server never contain PANs.
+// their code; messages from the server never contain PANs. The CLI's own
+// errors can quote what was typed (cobra's `unknown command "4111..."` for a
+// PAN given where a subcommand or no argument belongs): their digit runs
+// are masked.
 func describeError(err error) errorJSON {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 		out := errorJSON{Code: codeName(st.Code()), Message: st.Message()}
@@ -272,9 +275,9 @@ func describeError(err error) errorJSON {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		return errorJSON{Code: "USAGE", Message: err.Error()}
+		return errorJSON{Code: "USAGE", Message: maskPANs(err.Error())}
 	}
-	return errorJSON{Code: "ERROR", Message: err.Error()}
+	return errorJSON{Code: "ERROR", Message: maskPANs(err.Error())}
 }
 
 func (e errorJSON) String() string {

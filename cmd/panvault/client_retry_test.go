@@ -74,3 +74,35 @@ func TestCallRetriesOutcomeUnknownOnlyWhenIdempotent(t *testing.T) {
 		})
 	}
 }
+
+// A PAN typed where the CLI does not expect one comes back masked in the
+// error (cobra quotes unknown commands and extra arguments).
+func TestCLIErrorsMaskPANs(t *testing.T) {
+	const pan = "4111111111111111"
+	for _, args := range [][]string{
+		{pan},
+		{"scheme", "list", pan},
+		{"scheme", "list", "4111 1111 1111 1111"},
+		{"cluster", "status", "-o", "json", "4111-1111-1111-1111"},
+	} {
+		code, out, stderr := runCLI(t, "", args...)
+		if strings.Contains(out+stderr, "1111111111") || strings.Contains(out+stderr, "1111 1111 1111") ||
+			strings.Contains(out+stderr, "1111-1111-1111") {
+			t.Errorf("args %d: a PAN was echoed", len(args)) // never the output that holds it
+			continue
+		}
+		if code != 1 || !strings.Contains(stderr, "unknown command") || !strings.Contains(out+stderr, "411111******1111") {
+			t.Errorf("args %d: exit %d, stdout %q, stderr %q; want exit 1 and the masked PAN", len(args), code, out, stderr)
+		}
+	}
+	for in, want := range map[string]string{
+		"seq 12345678901 is short":            "seq 12345678901 is short",
+		"5500000000000004 and 37828224631000": "550000******0004 and 378282****1000",
+		"6011 0009 9013 9424":                 "601100******9424",
+		"4000-0000-0000-0002-123":             "400000*********2123",
+	} {
+		if got := maskPANs(in); got != want {
+			t.Errorf("maskPANs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -35,6 +35,10 @@ type serverConfig struct {
 	JoinTimeout duration `toml:"join_timeout"`
 	// ShutdownTimeout bounds the graceful stop after SIGINT/SIGTERM.
 	ShutdownTimeout duration `toml:"shutdown_timeout"`
+	// MetricsAddr, if set, serves Prometheus metrics at /metrics on this
+	// address over HTTPS with the node's certificate, to clients holding a
+	// certificate of the cluster CA (mutual TLS, like every other port).
+	MetricsAddr string `toml:"metrics_addr"`
 
 	HSM     hsmConfig     `toml:"hsm"`
 	TLS     tlsConfig     `toml:"tls"`
@@ -295,6 +299,11 @@ func (c *serverConfig) validate() error {
 	}
 	if v := c.Raft.MaxInflightBatches; v < 0 || v > 64 {
 		return &configError{Key: "raft.max_inflight_batches", Reason: "must be between 0 (default) and 64"}
+	}
+	if a := c.MetricsAddr; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil || a == c.APIAddr || a == c.RaftAddr {
+			return &configError{Key: "metrics_addr", Reason: "want a host:port of its own, such as 127.0.0.1:9464"}
+		}
 	}
 	if a := c.Debug.PprofAddr; a != "" {
 		host, _, err := net.SplitHostPort(a)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -50,6 +52,20 @@ func itemError(e *pb.ItemError) errorJSON {
 // lines of input are; the item itself (a PAN or token) is never printed.
 func reportItem(w io.Writer, n int, e errorJSON) {
 	fmt.Fprintf(w, "panvault: item %d: %s\n", n, e)
+}
+
+// panLike matches what could be a PAN: 12 or more digits, possibly grouped
+// by single spaces or dashes.
+var panLike = regexp.MustCompile(`\d(?:[ -]?\d){11,}`)
+
+// maskPANs replaces every PAN-like run in s by its first 6 and last 4
+// digits with the digits between shown as '*' (the masked form PCI DSS
+// allows to be displayed).
+func maskPANs(s string) string {
+	return panLike.ReplaceAllStringFunc(s, func(run string) string {
+		digits := strings.NewReplacer(" ", "", "-", "").Replace(run)
+		return digits[:6] + strings.Repeat("*", len(digits)-10) + digits[len(digits)-4:]
+	})
 }
 
 // enumName strips an enum value's type prefix: CARD_BRAND_VISA -> VISA.

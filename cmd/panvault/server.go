@@ -148,6 +148,13 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		return fmt.Errorf("vault: %w", err)
 	}
 	defer closeLogged(log, "vault node", node.Close)
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, serverTLS, node, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	gs := vault.NewGRPCServer(node, serverTLS)
 	served := make(chan error, 1)
