@@ -47,6 +47,9 @@ type Cluster struct {
 	procs map[string]*proc // by node id; entries stay after exit
 	// pprofAddrs are the nodes' pprof listeners (Options.Pprof), by node id.
 	pprofAddrs map[string]string
+	// metricsAddrs are the nodes' Prometheus listeners, by node id, kept for
+	// the Cluster's lifetime.
+	metricsAddrs map[string]string
 	closed     bool
 }
 
@@ -74,6 +77,9 @@ type NodeInfo struct {
 	// PprofAddr is the node's pprof listener (host:port) when Options.Pprof
 	// is set.
 	PprofAddr string
+	// MetricsAddr serves the node's Prometheus metrics at /metrics over
+	// mutual TLS (a dev CA certificate, such as the admin's).
+	MetricsAddr string
 }
 
 // Start prepares the cluster directory (or reuses what is there) and starts
@@ -288,6 +294,17 @@ func (c *Cluster) writeConfigs() error {
 			c.pprofAddrs[n.ID] = addr
 			nc.Debug.PprofAddr = addr
 		}
+		if c.metricsAddrs == nil {
+			c.metricsAddrs = map[string]string{}
+		}
+		if c.metricsAddrs[n.ID] == "" {
+			addr, err := freePort()
+			if err != nil {
+				return err
+			}
+			c.metricsAddrs[n.ID] = addr
+		}
+		nc.MetricsAddr = c.metricsAddrs[n.ID]
 		nc.Log.Format = c.opts.NodeLogFormat
 		nc.Log.Level = c.opts.NodeLogLevel
 		b, err := nc.encode()
@@ -450,7 +467,7 @@ func (c *Cluster) Nodes() []NodeInfo {
 		pr := c.procs[n.ID]
 		out[i] = NodeInfo{Index: i, ID: n.ID, APIAddr: n.APIAddr, RaftAddr: n.RaftAddr, Dir: p.Dir, DataDir: p.Data,
 			LogPath: p.Log, ConfigPath: p.Config, Running: pr != nil && !pr.exited(), Removed: n.Removed,
-			PprofAddr: c.pprofAddrs[n.ID]}
+			PprofAddr: c.pprofAddrs[n.ID], MetricsAddr: c.metricsAddrs[n.ID]}
 		if out[i].Running {
 			out[i].PID = pr.cmd.Process.Pid
 		}

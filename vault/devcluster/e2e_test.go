@@ -206,6 +206,8 @@ func TestClusterEndToEnd(t *testing.T) {
 		detokenizeAll(t, ctx, cl, cl.id, extra, more.tokens, nil)
 	}
 
+	scrapeMetrics(t, c, root)
+
 	// Stop everything cleanly, then look for PANs in every file written,
 	// snapshots included.
 	for _, n := range c.Nodes() {

@@ -20,6 +20,7 @@ type nodeConfig struct {
 	Join            []string `toml:"join,omitempty"`
 	JoinTimeout     string   `toml:"join_timeout,omitempty"`
 	ShutdownTimeout string   `toml:"shutdown_timeout,omitempty"`
+	MetricsAddr     string   `toml:"metrics_addr,omitempty"`
 
 	HSM struct {
 		Lib        string `toml:"lib"`
