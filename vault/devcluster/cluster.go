@@ -50,7 +50,7 @@ type Cluster struct {
 	// metricsAddrs are the nodes' Prometheus listeners, by node id, kept for
 	// the Cluster's lifetime.
 	metricsAddrs map[string]string
-	closed     bool
+	closed       bool
 }
 
 // NodeInfo describes one node of the cluster: a snapshot, a plain value.
