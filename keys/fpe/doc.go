@@ -36,6 +36,13 @@
 // never needs more than the first block of R (d <= 16), so no round needs a
 // second call.
 //
+// A call still has a fixed cost inside an HSM (SoftHSM builds a fresh
+// cipher context and key schedule on every C_EncryptInit). A cipher that
+// also implements [PassCipher] gets all the calls of one FF1 call (single
+// or batch) through one [Pass]: an HSM-backed one then sets the key up once
+// per FF1 call and runs each step as one C_EncryptUpdate on the same
+// session.
+//
 // # Domain
 //
 // Radix 2..36 with the alphabet 0123456789abcdefghijklmnopqrstuvwxyz (the

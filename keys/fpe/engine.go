@@ -10,7 +10,14 @@ import (
 // tweaks: empty tweak for all). Inputs are validated by the caller and all
 // have length p.n. xs is written only after every BlockCipher call
 // succeeded. general forces the math/big path (tests compare the paths).
+//
+// With a PassCipher, every call of the run (prefix and rounds) goes through
+// one pass, closed before run returns, whatever the outcome.
 func (f *FF1) run(w *work, p *plan, enc, general bool, tweaks [][]byte, xs [][]byte) error {
+	if f.pc != nil {
+		w.pass = f.pc.OpenPass()
+		defer w.closePass()
+	}
 	w.setup(tweaks, len(xs))
 	if err := f.prefix(w, p); err != nil {
 		return err

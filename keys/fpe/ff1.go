@@ -23,6 +23,7 @@ const rounds = 10
 // which contain no input data) is published atomically.
 type FF1 struct {
 	c        BlockCipher
+	pc       PassCipher // c, if it implements PassCipher; else nil
 	radix    int
 	maxTweak int
 	minLen   int
@@ -52,6 +53,7 @@ func NewFF1WithMaxTweak(c BlockCipher, radix, maxTweakLen int) (*FF1, error) {
 		return nil, err
 	}
 	f := &FF1{c: c, radix: radix, maxTweak: maxTweakLen, minLen: minLen}
+	f.pc, _ = c.(PassCipher)
 	for n := minLen; n <= maxLen; n++ {
 		p, err := newPlan(radix, n)
 		if err != nil {
@@ -96,8 +98,8 @@ func (f *FF1) DecryptString(tweak []byte, s string) (string, error) {
 // EncryptBatch encrypts every xs[i] in place under tweaks[i]. All xs must
 // have the same length; tweaks may differ (a nil tweaks slice means the empty
 // tweak for every item). The whole batch costs 10 BlockCipher calls plus the
-// shared prefix steps described in the package doc, whatever its size. On
-// error no element of xs is changed.
+// shared prefix steps described in the package doc, whatever its size (one
+// Pass, if the cipher is a PassCipher). On error no element of xs is changed.
 func (f *FF1) EncryptBatch(tweaks [][]byte, xs [][]byte) error {
 	return f.batch(true, false, tweaks, xs)
 }

@@ -28,9 +28,17 @@ func (p *plan) storeP(t int, v [BlockSize]byte) {
 	}
 }
 
-// encrypt runs one BlockCipher call over the first nblocks blocks of w.in.
+// encrypt runs one BlockCipher call over the first nblocks blocks of w.in,
+// through the call's pass if it has one.
 func (f *FF1) encrypt(w *work, nblocks int) error {
-	if err := f.c.EncryptBlocks(w.out[:nblocks*BlockSize], w.in[:nblocks*BlockSize]); err != nil {
+	dst, src := w.out[:nblocks*BlockSize], w.in[:nblocks*BlockSize]
+	var err error
+	if w.pass != nil {
+		err = w.pass.EncryptBlocks(dst, src)
+	} else {
+		err = f.c.EncryptBlocks(dst, src)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCipher, err)
 	}
 	return nil

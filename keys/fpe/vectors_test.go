@@ -35,27 +35,59 @@ func newFF1(t testing.TB, c fpe.BlockCipher, radix int) *fpe.FF1 {
 	return f
 }
 
+// cipherKinds are the two ways FF1 reaches AES: one EncryptBlocks call per
+// step (plain), and every step of an FF1 call through one Pass (pass, a
+// PassCipher over the same software AES). Each vector test runs on both;
+// after a test, check verifies the pass contract was kept.
+func cipherKinds(t testing.TB, key []byte) map[string]struct {
+	c     fpe.BlockCipher
+	check func()
+} {
+	t.Helper()
+	pc := &fpetest.PassCipher{Inner: newAES(t, key)}
+	return map[string]struct {
+		c     fpe.BlockCipher
+		check func()
+	}{
+		"plain": {newAES(t, key), func() {}},
+		"pass": {pc, func() {
+			t.Helper()
+			if pc.Opened() == 0 || pc.Opened() != pc.Closed() || pc.PlainCalls() != 0 || pc.Misuses() != 0 {
+				t.Fatalf("pass contract: opened %d closed %d plain calls %d misuses %d",
+					pc.Opened(), pc.Closed(), pc.PlainCalls(), pc.Misuses())
+			}
+		}},
+	}
+}
+
 // The NIST vectors are public test data, so printing them on failure is fine.
 func TestNISTVectorsString(t *testing.T) {
 	for _, v := range fpetest.Vectors() {
-		t.Run(v.Name, func(t *testing.T) {
-			f := newFF1(t, newAES(t, mustHex(t, v.Key)), v.Radix)
-			tw := mustHex(t, v.Tweak)
-			ct, err := f.EncryptString(tw, v.Plaintext)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ct != v.Ciphertext {
-				t.Fatalf("encrypt = %q, want %q", ct, v.Ciphertext)
-			}
-			pt, err := f.DecryptString(tw, v.Ciphertext)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if pt != v.Plaintext {
-				t.Fatalf("decrypt = %q, want %q", pt, v.Plaintext)
-			}
-		})
+		for kind, kc := range cipherKinds(t, mustHex(t, v.Key)) {
+			t.Run(v.Name+"/"+kind, func(t *testing.T) {
+				defer kc.check()
+				testVectorString(t, newFF1(t, kc.c, v.Radix), v)
+			})
+		}
+	}
+}
+
+func testVectorString(t *testing.T, f *fpe.FF1, v fpetest.Vector) {
+	t.Helper()
+	tw := mustHex(t, v.Tweak)
+	ct, err := f.EncryptString(tw, v.Plaintext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != v.Ciphertext {
+		t.Fatalf("encrypt = %q, want %q", ct, v.Ciphertext)
+	}
+	pt, err := f.DecryptString(tw, v.Ciphertext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt != v.Plaintext {
+		t.Fatalf("decrypt = %q, want %q", pt, v.Plaintext)
 	}
 }
 
@@ -73,53 +105,61 @@ func toNumerals(s string) []byte {
 }
 
 // Every vector through every entry point: numerals, general path, batch of
-// one, and a batch that mixes the vector with other tweaks and inputs.
+// one, and a batch that mixes the vector with other tweaks and inputs; each
+// over the plain and the pass cipher.
 func TestNISTVectorsAllPaths(t *testing.T) {
 	for _, v := range fpetest.Vectors() {
-		t.Run(v.Name, func(t *testing.T) {
-			f := newFF1(t, newAES(t, mustHex(t, v.Key)), v.Radix)
-			tw := mustHex(t, v.Tweak)
-			want := toNumerals(v.Ciphertext)
-			paths := map[string]func(tw, x []byte) error{
-				"numerals": f.Encrypt,
-				"general":  f.EncryptGeneral,
-				"batch1": func(tw, x []byte) error {
-					return f.EncryptBatch([][]byte{tw}, [][]byte{x})
-				},
-				"batchMixed": func(tw, x []byte) error {
-					other := toNumerals(v.Plaintext)
-					other[0] = (other[0] + 1) % byte(v.Radix)
-					xs := [][]byte{other, x, append([]byte(nil), other...)}
-					return f.EncryptBatch([][]byte{[]byte("other"), tw, nil}, xs)
-				},
-				"batchGeneral": func(tw, x []byte) error {
-					return f.EncryptBatchGeneral([][]byte{[]byte("x"), tw}, [][]byte{toNumerals(v.Plaintext), x})
-				},
-			}
-			for name, enc := range paths {
-				x := toNumerals(v.Plaintext)
-				if err := enc(tw, x); err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				if string(x) != string(want) {
-					t.Fatalf("%s: encrypt = %v, want %v", name, x, want)
-				}
-			}
-			for name, dec := range map[string]func(tw, x []byte) error{
-				"numerals": f.Decrypt,
-				"general":  f.DecryptGeneral,
-				"batch": func(tw, x []byte) error {
-					return f.DecryptBatch([][]byte{tw}, [][]byte{x})
-				},
-			} {
-				x := toNumerals(v.Ciphertext)
-				if err := dec(tw, x); err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				if string(x) != string(toNumerals(v.Plaintext)) {
-					t.Fatalf("%s: decrypt = %v", name, x)
-				}
-			}
-		})
+		for kind, kc := range cipherKinds(t, mustHex(t, v.Key)) {
+			t.Run(v.Name+"/"+kind, func(t *testing.T) {
+				defer kc.check()
+				testVectorAllPaths(t, newFF1(t, kc.c, v.Radix), v)
+			})
+		}
+	}
+}
+
+func testVectorAllPaths(t *testing.T, f *fpe.FF1, v fpetest.Vector) {
+	t.Helper()
+	tw := mustHex(t, v.Tweak)
+	want := toNumerals(v.Ciphertext)
+	paths := map[string]func(tw, x []byte) error{
+		"numerals": f.Encrypt,
+		"general":  f.EncryptGeneral,
+		"batch1": func(tw, x []byte) error {
+			return f.EncryptBatch([][]byte{tw}, [][]byte{x})
+		},
+		"batchMixed": func(tw, x []byte) error {
+			other := toNumerals(v.Plaintext)
+			other[0] = (other[0] + 1) % byte(v.Radix)
+			xs := [][]byte{other, x, append([]byte(nil), other...)}
+			return f.EncryptBatch([][]byte{[]byte("other"), tw, nil}, xs)
+		},
+		"batchGeneral": func(tw, x []byte) error {
+			return f.EncryptBatchGeneral([][]byte{[]byte("x"), tw}, [][]byte{toNumerals(v.Plaintext), x})
+		},
+	}
+	for name, enc := range paths {
+		x := toNumerals(v.Plaintext)
+		if err := enc(tw, x); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(x) != string(want) {
+			t.Fatalf("%s: encrypt = %v, want %v", name, x, want)
+		}
+	}
+	for name, dec := range map[string]func(tw, x []byte) error{
+		"numerals": f.Decrypt,
+		"general":  f.DecryptGeneral,
+		"batch": func(tw, x []byte) error {
+			return f.DecryptBatch([][]byte{tw}, [][]byte{x})
+		},
+	} {
+		x := toNumerals(v.Ciphertext)
+		if err := dec(tw, x); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(x) != string(toNumerals(v.Plaintext)) {
+			t.Fatalf("%s: decrypt = %v", name, x)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 // before it goes back, so no numeral or round value outlives the call.
 type work struct {
 	in, out []byte // BlockCipher input and output, 16 bytes per block
+	pass    Pass   // the run's pass (PassCipher only), nil outside run
 
 	grp    []int32           // item -> tweak group
 	gtw    [][]byte          // group -> tweak (aliases caller memory)
@@ -29,6 +30,13 @@ type work struct {
 }
 
 func (f *FF1) getWork() *work { return f.pool.Get().(*work) }
+
+// closePass closes and forgets the run's pass.
+func (w *work) closePass() {
+	p := w.pass
+	w.pass = nil
+	p.Close()
+}
 
 func (f *FF1) putWork(w *work) {
 	clear(w.in)

@@ -94,3 +94,43 @@ func TestInputsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestPassCipher(t *testing.T) {
+	aesc, err := fpetest.NewAESCipher(make([]byte, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &fpetest.PassCipher{Inner: aesc, FailAt: 3}
+	src := make([]byte, 32)
+	want := make([]byte, 32)
+	if err := aesc.EncryptBlocks(want, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EncryptBlocks(make([]byte, 32), src); err != nil || c.PlainCalls() != 1 {
+		t.Fatalf("plain call: %v, %d counted", err, c.PlainCalls())
+	}
+	p := c.OpenPass()
+	for i := 1; i <= 3; i++ {
+		dst := make([]byte, 32)
+		err := p.EncryptBlocks(dst, src)
+		if (i >= 3) != errors.Is(err, fpetest.ErrInjected) {
+			t.Fatalf("pass call %d: got %v", i, err)
+		}
+		if err == nil && !bytes.Equal(dst, want) {
+			t.Fatalf("pass call %d: wrong output", i)
+		}
+	}
+	p.Close()
+	if err := p.EncryptBlocks(make([]byte, 32), src); !errors.Is(err, fpetest.ErrPassMisuse) {
+		t.Fatalf("call after Close: %v", err)
+	}
+	p.Close()
+	if c.Opened() != 1 || c.Closed() != 1 || c.PassCalls() != 3 || c.Misuses() != 2 {
+		t.Fatalf("opened %d closed %d pass calls %d misuses %d, want 1 1 3 2",
+			c.Opened(), c.Closed(), c.PassCalls(), c.Misuses())
+	}
+	c.Reset()
+	if c.Opened()+c.Closed()+c.PassCalls()+c.PlainCalls()+c.Misuses() != 0 {
+		t.Fatal("Reset did not clear the counters")
+	}
+}
