@@ -1,0 +1,164 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Open opens the log at path for appending, creating it (mode 0600, parent
+// directories 0700) when missing. It refuses a file that is not a regular
+// file, not owned by this user, or whose mode is not exactly 0600
+// (ErrPermissions), and a file another Log holds (ErrLocked).
+//
+// Open continues the chain from the file's last complete line after checking
+// that line's own hash (ErrCorrupt when it does not verify; Open does not
+// read the whole file: Verify does). An incomplete last line, left by a crash
+// during a write that was never acknowledged, is truncated away and reported
+// by Recovered.
+func Open(path string, opts Options) (*Log, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit: create directory: %w", err)
+	}
+	created := false
+	if fi, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		created = true
+	} else if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	} else if err := checkMode(path, fi); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l, err := open(path, f, created, opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func open(path string, f *os.File, created bool, opts Options) (*Log, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if err := checkMode(path, fi); err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		return nil, err
+	}
+	if created {
+		// Make the new directory entry durable before the first record
+		// claims to be.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return nil, err
+		}
+	}
+	rec, err := recoverTail(f, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	var prev [sha256.Size]byte
+	if _, err := hex.Decode(prev[:], []byte(rec.LastHash)); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l := newLog(path, osFile{f}, rec.Seq, prev, opts)
+	l.recovered = rec
+	return l, nil
+}
+
+// checkMode refuses anything but a regular file of mode 0600 owned by us.
+func checkMode(path string, fi os.FileInfo) error {
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is not a regular file (%s)", ErrPermissions, path, fi.Mode().Type())
+	case fi.Mode().Perm() != 0o600:
+		return fmt.Errorf("%w: %s has mode %04o, want 0600", ErrPermissions, path, fi.Mode().Perm())
+	case ownedByOther(fi):
+		return fmt.Errorf("%w: %s is owned by another user", ErrPermissions, path)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("audit: sync directory: %w", err)
+	}
+	return nil
+}
+
+// recoverTail reads at most two lines' worth from the end of f: the last
+// complete line gives seq and hash; bytes after it are a torn write and are
+// truncated (and synced) away.
+func recoverTail(f *os.File, size int64) (Recovery, error) {
+	rec := Recovery{LastHash: hex.EncodeToString(zeroHash[:])}
+	if size == 0 {
+		return rec, nil
+	}
+	window := int64(2 * maxLineBytes)
+	start := max(size-window, 0)
+	buf := make([]byte, size-start)
+	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+		return rec, fmt.Errorf("audit: read tail: %w", err)
+	}
+	end := bytes.LastIndexByte(buf, '\n') // end of the last complete line
+	if tail := int64(len(buf) - end - 1); tail >= int64(maxLineBytes) || (end < 0 && start > 0) {
+		return rec, &CorruptError{Line: countLines(f, start+int64(end)+1) + 1, Reason: "last line longer than any record (not a torn write)"}
+	}
+	if end >= 0 {
+		lineStart := bytes.LastIndexByte(buf[:end], '\n') + 1
+		if lineStart == 0 && start > 0 {
+			return rec, &CorruptError{Line: countLines(f, start+int64(end)) + 1, Reason: "last complete line longer than any record"}
+		}
+		l, sum, err := parseLine(0, buf[lineStart:end])
+		if err != nil {
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				ce.Line = countLines(f, start+int64(lineStart)) + 1
+			}
+			return rec, err
+		}
+		rec.Seq, rec.LastHash = l.Seq, hex.EncodeToString(sum[:])
+	}
+	keep := start + int64(end) + 1
+	if keep < size {
+		rec.TornBytes = size - keep
+		if err := f.Truncate(keep); err != nil {
+			return rec, fmt.Errorf("audit: truncate torn line: %w", err)
+		}
+		if err := datasync(f); err != nil {
+			return rec, fmt.Errorf("audit: %w", err)
+		}
+	}
+	return rec, nil
+}
+
+// countLines counts the newlines in f before offset, to name a corrupt line.
+// It reads the whole prefix: only done on the way to refusing the file.
+func countLines(f *os.File, offset int64) uint64 {
+	var n uint64
+	r := io.NewSectionReader(f, 0, offset)
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := r.Read(buf)
+		n += uint64(bytes.Count(buf[:k], []byte{'\n'}))
+		if err != nil {
+			return n
+		}
+	}
+}

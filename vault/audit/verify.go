@@ -1,0 +1,98 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Summary describes a log that verified.
+type Summary struct {
+	Entries     uint64
+	First, Last time.Time // times of the first and last records (zero when empty)
+	LastHash    string    // hash of the last record (64 zeros when empty)
+}
+
+// Verify reads a whole log and checks every line: canonical form, its own
+// hash, seq contiguous from 1, and prev equal to the previous record's hash
+// (64 zeros for the first). The first failure is returned as a
+// *CorruptError (errors.Is ErrCorrupt) naming the line; read errors are
+// returned as they are. An empty log verifies with zero entries.
+//
+// Verify cannot tell a log whose last records were cut off from a shorter
+// log: compare Summary with an anchor (Log.Head) recorded elsewhere.
+func Verify(r io.Reader) (Summary, error) {
+	s := Summary{LastHash: hex.EncodeToString(zeroHash[:])}
+	br := bufio.NewReaderSize(r, 64<<10)
+	prev := zeroHash
+	var n uint64
+	var buf []byte
+	for {
+		b, complete, err := readLine(br, buf[:0])
+		buf = b
+		if err != nil {
+			return s, fmt.Errorf("audit: read line %d: %w", n+1, err)
+		}
+		if len(b) == 0 && complete == lineEOF {
+			return s, nil
+		}
+		n++
+		switch complete {
+		case lineTooLong:
+			return s, corrupt(n, "longer than any record")
+		case lineEOF:
+			return s, corrupt(n, "incomplete (no newline at the end of the file)")
+		}
+		l, sum, err := parseLine(n, b)
+		if err != nil {
+			return s, err
+		}
+		if l.Seq != n {
+			return s, corrupt(n, "seq %d, want %d (a line is missing, duplicated or out of order)", l.Seq, n)
+		}
+		if l.Prev != hex.EncodeToString(prev[:]) {
+			return s, corrupt(n, "prev does not match the hash of line %d (a line is missing, changed or out of order)", n-1)
+		}
+		t, err := time.Parse(time.RFC3339Nano, l.Time)
+		if err != nil || t.Location() != time.UTC || t.Format(time.RFC3339Nano) != l.Time {
+			return s, corrupt(n, "time is not RFC 3339 UTC in canonical form")
+		}
+		if n == 1 {
+			s.First = t
+		}
+		s.Entries, s.Last, s.LastHash = n, t, l.Hash
+		prev = sum
+	}
+}
+
+type lineEnd int
+
+const (
+	lineNewline lineEnd = iota // ended by "\n" (not included)
+	lineEOF                    // the input ended first
+	lineTooLong                // longer than maxLineBytes
+)
+
+// readLine reads one line into dst, never holding more than maxLineBytes.
+func readLine(br *bufio.Reader, dst []byte) ([]byte, lineEnd, error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(dst)+len(chunk) > maxLineBytes {
+			return dst, lineTooLong, nil
+		}
+		dst = append(dst, chunk...)
+		switch err {
+		case nil:
+			return bytes.TrimSuffix(dst, []byte{'\n'}), lineNewline, nil
+		case bufio.ErrBufferFull:
+			continue
+		case io.EOF:
+			return dst, lineEOF, nil
+		default:
+			return dst, lineEOF, err
+		}
+	}
+}
