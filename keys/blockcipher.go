@@ -15,7 +15,9 @@ const MaxBlocks = 65536
 
 // BlockCipher is AES-256 in ECB form under one loaded KeyAES256FF1 key: the
 // forward cipher only, many independent blocks per PKCS#11 call. It
-// satisfies keys/fpe.BlockCipher. It is a small value; making one is cheap.
+// satisfies keys/fpe.BlockCipher, and keys/fpe.PassCipher through OpenPass,
+// so that one FF1 call costs one C_EncryptInit on one session and one
+// C_EncryptUpdate per step. It is a small value; making one is cheap.
 // It names the key by ref: once the key is unloaded its calls fail with
 // ErrKeyNotFound (never reuse a ref for another key). Safe for concurrent use.
 type BlockCipher struct {

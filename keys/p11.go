@@ -28,6 +28,8 @@ type p11 interface {
 
 	EncryptInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
 	Encrypt(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
+	EncryptUpdate(sh pkcs11.SessionHandle, plain []byte) ([]byte, error)
+	EncryptFinal(sh pkcs11.SessionHandle) ([]byte, error)
 	DecryptInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
 	Decrypt(sh pkcs11.SessionHandle, cipher []byte) ([]byte, error)
 	SignInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
