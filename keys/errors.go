@@ -43,6 +43,10 @@ var (
 	// ErrMasterKeyMismatch: a wrapped key was made under a different master key
 	// than the one in this HSM (their KCVs differ).
 	ErrMasterKeyMismatch = errors.New("keys: wrapped under a different master key")
+	// ErrMasterKeyInUse: DestroyMasterKey was asked to destroy the master
+	// key this HSM uses, or one a loaded key's kept blob is wrapped under
+	// (it would be needed to restore that key after a session loss).
+	ErrMasterKeyInUse = errors.New("keys: master key in use")
 	// ErrKCVMismatch: a computed key check value differs from the expected one.
 	ErrKCVMismatch = errors.New("keys: kcv mismatch")
 	// ErrKeyNotFound: no working key with that id and version is loaded.

@@ -24,7 +24,7 @@ import (
 //     never reach this process.
 //  3. UseMasterKey makes the staged key current (GenerateKey and
 //     LoadWrapped use it from then on; the previous one stays in the token
-//     until an operator removes it), and ReplaceBlob swaps each loaded
+//     until DestroyMasterKey removes it), and ReplaceBlob swaps each loaded
 //     key's kept blob for its rewrapped one, so a key restored after a
 //     session loss is unwrapped under the current master key.
 

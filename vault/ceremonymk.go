@@ -28,7 +28,8 @@ import (
 // stay loaded, so the cluster keeps serving throughout. A node started
 // later switches before it loads any key.
 //
-// The old master key stays in each HSM until an operator removes it.
+// The old master key stays in each HSM until an operator removes it
+// (DestroyOldMasterKey, mkdestroy.go; `panvault mk destroy-old`).
 // Limit: the rotation is one replicated command (all keys switch master key
 // at once), so it covers at most maxMKRotationKeys keys
 // (raftstore.MaxOpsPerCommand less the ceremony's own operations) and

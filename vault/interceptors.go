@@ -62,7 +62,7 @@ func allowedRoles(fullMethod string) (pki.Role, bool) {
 		return pki.RoleAdmin, true
 	case pb.CeremonyService_ServiceDesc.ServiceName:
 		switch method {
-		case "InitCustodians", "Propose", "StartReencrypt", "StageMasterKey":
+		case "InitCustodians", "Propose", "StartReencrypt", "StageMasterKey", "DestroyOldMasterKey":
 			return pki.RoleAdmin, true
 		}
 		// Votes carry the custodian's signature, which is the authority;

@@ -105,6 +105,7 @@ var statusTable = []statusRule{
 	{ErrReencryptPending, codes.FailedPrecondition, "REENCRYPT_PENDING", ""},
 	{ErrMasterKeyNotStaged, codes.FailedPrecondition, "MASTER_KEY_NOT_STAGED", ""},
 	{keys.ErrMasterKeyExists, codes.FailedPrecondition, "MASTER_KEY_EXISTS", ""},
+	{keys.ErrMasterKeyInUse, codes.FailedPrecondition, "MASTER_KEY_IN_USE", ""},
 	{keys.ErrKCVMismatch, codes.FailedPrecondition, "COMPONENT_KCV_MISMATCH", ""},
 	{ErrWrongMode, codes.FailedPrecondition, "WRONG_SCHEME_MODE", ""},
 	{keys.ErrNotWrappable, codes.FailedPrecondition, "KEY_NOT_WRAPPABLE", ""},

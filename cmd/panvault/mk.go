@@ -113,7 +113,7 @@ age-keygen makes compatible files.`,
 	keygen.Flags().StringVar(&keygenOut, "out", "", "identity file to create")
 	_ = keygen.MarkFlagRequired("out")
 
-	cmd.AddCommand(comps, load, status, keygen, newMKStageCmd(io, cf), newMKClusterStatusCmd(io, cf))
+	cmd.AddCommand(comps, load, status, keygen, newMKStageCmd(io, cf), newMKClusterStatusCmd(io, cf), newMKDestroyOldCmd(io, cf))
 	return cmd
 }
 

@@ -3020,6 +3020,105 @@ func (x *GetMasterKeyStatusResponse) GetNodes() []*NodeMasterKey {
 	return nil
 }
 
+type DestroyOldMasterKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// KCV of the master key to destroy, 6 hex digits.
+	Kcv           string `protobuf:"bytes,1,opt,name=kcv,proto3" json:"kcv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestroyOldMasterKeyRequest) Reset() {
+	*x = DestroyOldMasterKeyRequest{}
+	mi := &file_proto_panvault_v1_ceremony_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyOldMasterKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyOldMasterKeyRequest) ProtoMessage() {}
+
+func (x *DestroyOldMasterKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_ceremony_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyOldMasterKeyRequest.ProtoReflect.Descriptor instead.
+func (*DestroyOldMasterKeyRequest) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_ceremony_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DestroyOldMasterKeyRequest) GetKcv() string {
+	if x != nil {
+		return x.Kcv
+	}
+	return ""
+}
+
+type DestroyOldMasterKeyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// False when this node's HSM held no master key with that KCV (already
+	// destroyed, or never there).
+	Destroyed     bool `protobuf:"varint,2,opt,name=destroyed,proto3" json:"destroyed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestroyOldMasterKeyResponse) Reset() {
+	*x = DestroyOldMasterKeyResponse{}
+	mi := &file_proto_panvault_v1_ceremony_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyOldMasterKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyOldMasterKeyResponse) ProtoMessage() {}
+
+func (x *DestroyOldMasterKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_ceremony_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyOldMasterKeyResponse.ProtoReflect.Descriptor instead.
+func (*DestroyOldMasterKeyResponse) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_ceremony_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DestroyOldMasterKeyResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *DestroyOldMasterKeyResponse) GetDestroyed() bool {
+	if x != nil {
+		return x.Destroyed
+	}
+	return false
+}
+
 var File_proto_panvault_v1_ceremony_proto protoreflect.FileDescriptor
 
 const file_proto_panvault_v1_ceremony_proto_rawDesc = "" +
@@ -3230,7 +3329,12 @@ const file_proto_panvault_v1_ceremony_proto_rawDesc = "" +
 	"\x1aGetMasterKeyStatusResponse\x12\x1f\n" +
 	"\vcurrent_kcv\x18\x01 \x01(\tR\n" +
 	"currentKcv\x120\n" +
-	"\x05nodes\x18\x02 \x03(\v2\x1a.panvault.v1.NodeMasterKeyR\x05nodes*\xea\x02\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x1a.panvault.v1.NodeMasterKeyR\x05nodes\".\n" +
+	"\x1aDestroyOldMasterKeyRequest\x12\x10\n" +
+	"\x03kcv\x18\x01 \x01(\tR\x03kcv\"T\n" +
+	"\x1bDestroyOldMasterKeyResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1c\n" +
+	"\tdestroyed\x18\x02 \x01(\bR\tdestroyed*\xea\x02\n" +
 	"\fCeremonyKind\x12\x1d\n" +
 	"\x19CEREMONY_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CEREMONY_KIND_CREATE_KEY\x10\x01\x12\x1c\n" +
@@ -3252,7 +3356,7 @@ const file_proto_panvault_v1_ceremony_proto_rawDesc = "" +
 	"\x0eReencryptState\x12\x1f\n" +
 	"\x1bREENCRYPT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17REENCRYPT_STATE_RUNNING\x10\x01\x12\x18\n" +
-	"\x14REENCRYPT_STATE_DONE\x10\x022\x83\t\n" +
+	"\x14REENCRYPT_STATE_DONE\x10\x022\xed\t\n" +
 	"\x0fCeremonyService\x12Y\n" +
 	"\x0eInitCustodians\x12\".panvault.v1.InitCustodiansRequest\x1a#.panvault.v1.InitCustodiansResponse\x12Y\n" +
 	"\x0eListCustodians\x12\".panvault.v1.ListCustodiansRequest\x1a#.panvault.v1.ListCustodiansResponse\x12D\n" +
@@ -3266,7 +3370,8 @@ const file_proto_panvault_v1_ceremony_proto_rawDesc = "" +
 	"\x0eStartReencrypt\x12\".panvault.v1.StartReencryptRequest\x1a#.panvault.v1.StartReencryptResponse\x12e\n" +
 	"\x12GetReencryptStatus\x12&.panvault.v1.GetReencryptStatusRequest\x1a'.panvault.v1.GetReencryptStatusResponse\x12Y\n" +
 	"\x0eStageMasterKey\x12\".panvault.v1.StageMasterKeyRequest\x1a#.panvault.v1.StageMasterKeyResponse\x12e\n" +
-	"\x12GetMasterKeyStatus\x12&.panvault.v1.GetMasterKeyStatusRequest\x1a'.panvault.v1.GetMasterKeyStatusResponseB;Z9github.com/panvault/panvault/proto/panvault/v1;panvaultv1b\x06proto3"
+	"\x12GetMasterKeyStatus\x12&.panvault.v1.GetMasterKeyStatusRequest\x1a'.panvault.v1.GetMasterKeyStatusResponse\x12h\n" +
+	"\x13DestroyOldMasterKey\x12'.panvault.v1.DestroyOldMasterKeyRequest\x1a(.panvault.v1.DestroyOldMasterKeyResponseB;Z9github.com/panvault/panvault/proto/panvault/v1;panvaultv1b\x06proto3"
 
 var (
 	file_proto_panvault_v1_ceremony_proto_rawDescOnce sync.Once
@@ -3281,7 +3386,7 @@ func file_proto_panvault_v1_ceremony_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_panvault_v1_ceremony_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_proto_panvault_v1_ceremony_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_proto_panvault_v1_ceremony_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_proto_panvault_v1_ceremony_proto_goTypes = []any{
 	(CeremonyKind)(0),                     // 0: panvault.v1.CeremonyKind
 	(CeremonyStatus)(0),                   // 1: panvault.v1.CeremonyStatus
@@ -3330,22 +3435,24 @@ var file_proto_panvault_v1_ceremony_proto_goTypes = []any{
 	(*GetMasterKeyStatusRequest)(nil),     // 44: panvault.v1.GetMasterKeyStatusRequest
 	(*NodeMasterKey)(nil),                 // 45: panvault.v1.NodeMasterKey
 	(*GetMasterKeyStatusResponse)(nil),    // 46: panvault.v1.GetMasterKeyStatusResponse
-	nil,                                   // 47: panvault.v1.AuditCeremonyLogResponse.CeremoniesByStatusEntry
-	(*timestamppb.Timestamp)(nil),         // 48: google.protobuf.Timestamp
-	(KeyType)(0),                          // 49: panvault.v1.KeyType
-	(KeyPurpose)(0),                       // 50: panvault.v1.KeyPurpose
-	(*durationpb.Duration)(nil),           // 51: google.protobuf.Duration
+	(*DestroyOldMasterKeyRequest)(nil),    // 47: panvault.v1.DestroyOldMasterKeyRequest
+	(*DestroyOldMasterKeyResponse)(nil),   // 48: panvault.v1.DestroyOldMasterKeyResponse
+	nil,                                   // 49: panvault.v1.AuditCeremonyLogResponse.CeremoniesByStatusEntry
+	(*timestamppb.Timestamp)(nil),         // 50: google.protobuf.Timestamp
+	(KeyType)(0),                          // 51: panvault.v1.KeyType
+	(KeyPurpose)(0),                       // 52: panvault.v1.KeyPurpose
+	(*durationpb.Duration)(nil),           // 53: google.protobuf.Duration
 }
 var file_proto_panvault_v1_ceremony_proto_depIdxs = []int32{
-	48, // 0: panvault.v1.CustodianRegistration.acknowledge_time:type_name -> google.protobuf.Timestamp
-	48, // 1: panvault.v1.Custodian.acknowledge_time:type_name -> google.protobuf.Timestamp
-	48, // 2: panvault.v1.Custodian.register_time:type_name -> google.protobuf.Timestamp
+	50, // 0: panvault.v1.CustodianRegistration.acknowledge_time:type_name -> google.protobuf.Timestamp
+	50, // 1: panvault.v1.Custodian.acknowledge_time:type_name -> google.protobuf.Timestamp
+	50, // 2: panvault.v1.Custodian.register_time:type_name -> google.protobuf.Timestamp
 	3,  // 3: panvault.v1.InitCustodiansRequest.custodians:type_name -> panvault.v1.CustodianRegistration
 	4,  // 4: panvault.v1.InitCustodiansResponse.custodians:type_name -> panvault.v1.Custodian
 	4,  // 5: panvault.v1.ListCustodiansResponse.custodians:type_name -> panvault.v1.Custodian
-	49, // 6: panvault.v1.CreateKeyParams.type:type_name -> panvault.v1.KeyType
-	50, // 7: panvault.v1.CreateKeyParams.purpose:type_name -> panvault.v1.KeyPurpose
-	51, // 8: panvault.v1.CreateKeyParams.cryptoperiod:type_name -> google.protobuf.Duration
+	51, // 6: panvault.v1.CreateKeyParams.type:type_name -> panvault.v1.KeyType
+	52, // 7: panvault.v1.CreateKeyParams.purpose:type_name -> panvault.v1.KeyPurpose
+	53, // 8: panvault.v1.CreateKeyParams.cryptoperiod:type_name -> google.protobuf.Duration
 	3,  // 9: panvault.v1.AddCustodianParams.custodian:type_name -> panvault.v1.CustodianRegistration
 	9,  // 10: panvault.v1.CeremonyParams.create_key:type_name -> panvault.v1.CreateKeyParams
 	10, // 11: panvault.v1.CeremonyParams.rotate_key:type_name -> panvault.v1.RotateKeyParams
@@ -3356,30 +3463,30 @@ var file_proto_panvault_v1_ceremony_proto_depIdxs = []int32{
 	15, // 16: panvault.v1.CeremonyParams.remove_custodian:type_name -> panvault.v1.RemoveCustodianParams
 	16, // 17: panvault.v1.CeremonyParams.change_quorum:type_name -> panvault.v1.ChangeQuorumParams
 	17, // 18: panvault.v1.CeremonyParams.rotate_master_key:type_name -> panvault.v1.RotateMasterKeyParams
-	48, // 19: panvault.v1.CeremonyVote.time:type_name -> google.protobuf.Timestamp
+	50, // 19: panvault.v1.CeremonyVote.time:type_name -> google.protobuf.Timestamp
 	0,  // 20: panvault.v1.Ceremony.kind:type_name -> panvault.v1.CeremonyKind
 	1,  // 21: panvault.v1.Ceremony.status:type_name -> panvault.v1.CeremonyStatus
-	48, // 22: panvault.v1.Ceremony.create_time:type_name -> google.protobuf.Timestamp
-	48, // 23: panvault.v1.Ceremony.expire_time:type_name -> google.protobuf.Timestamp
-	48, // 24: panvault.v1.Ceremony.close_time:type_name -> google.protobuf.Timestamp
+	50, // 22: panvault.v1.Ceremony.create_time:type_name -> google.protobuf.Timestamp
+	50, // 23: panvault.v1.Ceremony.expire_time:type_name -> google.protobuf.Timestamp
+	50, // 24: panvault.v1.Ceremony.close_time:type_name -> google.protobuf.Timestamp
 	19, // 25: panvault.v1.Ceremony.approvals:type_name -> panvault.v1.CeremonyVote
 	19, // 26: panvault.v1.Ceremony.rejections:type_name -> panvault.v1.CeremonyVote
 	18, // 27: panvault.v1.Ceremony.params:type_name -> panvault.v1.CeremonyParams
 	18, // 28: panvault.v1.ProposeRequest.params:type_name -> panvault.v1.CeremonyParams
-	51, // 29: panvault.v1.ProposeRequest.ttl:type_name -> google.protobuf.Duration
+	53, // 29: panvault.v1.ProposeRequest.ttl:type_name -> google.protobuf.Duration
 	20, // 30: panvault.v1.ProposeResponse.ceremony:type_name -> panvault.v1.Ceremony
 	20, // 31: panvault.v1.GetCeremonyResponse.ceremony:type_name -> panvault.v1.Ceremony
 	1,  // 32: panvault.v1.ListCeremoniesRequest.status:type_name -> panvault.v1.CeremonyStatus
 	20, // 33: panvault.v1.ListCeremoniesResponse.ceremonies:type_name -> panvault.v1.Ceremony
 	20, // 34: panvault.v1.ApproveResponse.ceremony:type_name -> panvault.v1.Ceremony
 	20, // 35: panvault.v1.RejectResponse.ceremony:type_name -> panvault.v1.Ceremony
-	48, // 36: panvault.v1.CeremonyLogEntry.time:type_name -> google.protobuf.Timestamp
+	50, // 36: panvault.v1.CeremonyLogEntry.time:type_name -> google.protobuf.Timestamp
 	31, // 37: panvault.v1.GetCeremonyLogResponse.entries:type_name -> panvault.v1.CeremonyLogEntry
-	47, // 38: panvault.v1.AuditCeremonyLogResponse.ceremonies_by_status:type_name -> panvault.v1.AuditCeremonyLogResponse.CeremoniesByStatusEntry
+	49, // 38: panvault.v1.AuditCeremonyLogResponse.ceremonies_by_status:type_name -> panvault.v1.AuditCeremonyLogResponse.CeremoniesByStatusEntry
 	2,  // 39: panvault.v1.ReencryptStatus.state:type_name -> panvault.v1.ReencryptState
-	48, // 40: panvault.v1.ReencryptStatus.start_time:type_name -> google.protobuf.Timestamp
-	48, // 41: panvault.v1.ReencryptStatus.update_time:type_name -> google.protobuf.Timestamp
-	48, // 42: panvault.v1.ReencryptStatus.finish_time:type_name -> google.protobuf.Timestamp
+	50, // 40: panvault.v1.ReencryptStatus.start_time:type_name -> google.protobuf.Timestamp
+	50, // 41: panvault.v1.ReencryptStatus.update_time:type_name -> google.protobuf.Timestamp
+	50, // 42: panvault.v1.ReencryptStatus.finish_time:type_name -> google.protobuf.Timestamp
 	36, // 43: panvault.v1.StartReencryptResponse.status:type_name -> panvault.v1.ReencryptStatus
 	36, // 44: panvault.v1.GetReencryptStatusResponse.status:type_name -> panvault.v1.ReencryptStatus
 	41, // 45: panvault.v1.StageMasterKeyRequest.components:type_name -> panvault.v1.MasterKeyComponent
@@ -3397,21 +3504,23 @@ var file_proto_panvault_v1_ceremony_proto_depIdxs = []int32{
 	39, // 57: panvault.v1.CeremonyService.GetReencryptStatus:input_type -> panvault.v1.GetReencryptStatusRequest
 	42, // 58: panvault.v1.CeremonyService.StageMasterKey:input_type -> panvault.v1.StageMasterKeyRequest
 	44, // 59: panvault.v1.CeremonyService.GetMasterKeyStatus:input_type -> panvault.v1.GetMasterKeyStatusRequest
-	6,  // 60: panvault.v1.CeremonyService.InitCustodians:output_type -> panvault.v1.InitCustodiansResponse
-	8,  // 61: panvault.v1.CeremonyService.ListCustodians:output_type -> panvault.v1.ListCustodiansResponse
-	22, // 62: panvault.v1.CeremonyService.Propose:output_type -> panvault.v1.ProposeResponse
-	24, // 63: panvault.v1.CeremonyService.GetCeremony:output_type -> panvault.v1.GetCeremonyResponse
-	26, // 64: panvault.v1.CeremonyService.ListCeremonies:output_type -> panvault.v1.ListCeremoniesResponse
-	28, // 65: panvault.v1.CeremonyService.Approve:output_type -> panvault.v1.ApproveResponse
-	30, // 66: panvault.v1.CeremonyService.Reject:output_type -> panvault.v1.RejectResponse
-	33, // 67: panvault.v1.CeremonyService.GetCeremonyLog:output_type -> panvault.v1.GetCeremonyLogResponse
-	35, // 68: panvault.v1.CeremonyService.AuditCeremonyLog:output_type -> panvault.v1.AuditCeremonyLogResponse
-	38, // 69: panvault.v1.CeremonyService.StartReencrypt:output_type -> panvault.v1.StartReencryptResponse
-	40, // 70: panvault.v1.CeremonyService.GetReencryptStatus:output_type -> panvault.v1.GetReencryptStatusResponse
-	43, // 71: panvault.v1.CeremonyService.StageMasterKey:output_type -> panvault.v1.StageMasterKeyResponse
-	46, // 72: panvault.v1.CeremonyService.GetMasterKeyStatus:output_type -> panvault.v1.GetMasterKeyStatusResponse
-	60, // [60:73] is the sub-list for method output_type
-	47, // [47:60] is the sub-list for method input_type
+	47, // 60: panvault.v1.CeremonyService.DestroyOldMasterKey:input_type -> panvault.v1.DestroyOldMasterKeyRequest
+	6,  // 61: panvault.v1.CeremonyService.InitCustodians:output_type -> panvault.v1.InitCustodiansResponse
+	8,  // 62: panvault.v1.CeremonyService.ListCustodians:output_type -> panvault.v1.ListCustodiansResponse
+	22, // 63: panvault.v1.CeremonyService.Propose:output_type -> panvault.v1.ProposeResponse
+	24, // 64: panvault.v1.CeremonyService.GetCeremony:output_type -> panvault.v1.GetCeremonyResponse
+	26, // 65: panvault.v1.CeremonyService.ListCeremonies:output_type -> panvault.v1.ListCeremoniesResponse
+	28, // 66: panvault.v1.CeremonyService.Approve:output_type -> panvault.v1.ApproveResponse
+	30, // 67: panvault.v1.CeremonyService.Reject:output_type -> panvault.v1.RejectResponse
+	33, // 68: panvault.v1.CeremonyService.GetCeremonyLog:output_type -> panvault.v1.GetCeremonyLogResponse
+	35, // 69: panvault.v1.CeremonyService.AuditCeremonyLog:output_type -> panvault.v1.AuditCeremonyLogResponse
+	38, // 70: panvault.v1.CeremonyService.StartReencrypt:output_type -> panvault.v1.StartReencryptResponse
+	40, // 71: panvault.v1.CeremonyService.GetReencryptStatus:output_type -> panvault.v1.GetReencryptStatusResponse
+	43, // 72: panvault.v1.CeremonyService.StageMasterKey:output_type -> panvault.v1.StageMasterKeyResponse
+	46, // 73: panvault.v1.CeremonyService.GetMasterKeyStatus:output_type -> panvault.v1.GetMasterKeyStatusResponse
+	48, // 74: panvault.v1.CeremonyService.DestroyOldMasterKey:output_type -> panvault.v1.DestroyOldMasterKeyResponse
+	61, // [61:75] is the sub-list for method output_type
+	47, // [47:61] is the sub-list for method input_type
 	47, // [47:47] is the sub-list for extension type_name
 	47, // [47:47] is the sub-list for extension extendee
 	0,  // [0:47] is the sub-list for field type_name
@@ -3441,7 +3550,7 @@ func file_proto_panvault_v1_ceremony_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_panvault_v1_ceremony_proto_rawDesc), len(file_proto_panvault_v1_ceremony_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

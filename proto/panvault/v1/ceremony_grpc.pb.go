@@ -25,19 +25,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CeremonyService_InitCustodians_FullMethodName     = "/panvault.v1.CeremonyService/InitCustodians"
-	CeremonyService_ListCustodians_FullMethodName     = "/panvault.v1.CeremonyService/ListCustodians"
-	CeremonyService_Propose_FullMethodName            = "/panvault.v1.CeremonyService/Propose"
-	CeremonyService_GetCeremony_FullMethodName        = "/panvault.v1.CeremonyService/GetCeremony"
-	CeremonyService_ListCeremonies_FullMethodName     = "/panvault.v1.CeremonyService/ListCeremonies"
-	CeremonyService_Approve_FullMethodName            = "/panvault.v1.CeremonyService/Approve"
-	CeremonyService_Reject_FullMethodName             = "/panvault.v1.CeremonyService/Reject"
-	CeremonyService_GetCeremonyLog_FullMethodName     = "/panvault.v1.CeremonyService/GetCeremonyLog"
-	CeremonyService_AuditCeremonyLog_FullMethodName   = "/panvault.v1.CeremonyService/AuditCeremonyLog"
-	CeremonyService_StartReencrypt_FullMethodName     = "/panvault.v1.CeremonyService/StartReencrypt"
-	CeremonyService_GetReencryptStatus_FullMethodName = "/panvault.v1.CeremonyService/GetReencryptStatus"
-	CeremonyService_StageMasterKey_FullMethodName     = "/panvault.v1.CeremonyService/StageMasterKey"
-	CeremonyService_GetMasterKeyStatus_FullMethodName = "/panvault.v1.CeremonyService/GetMasterKeyStatus"
+	CeremonyService_InitCustodians_FullMethodName      = "/panvault.v1.CeremonyService/InitCustodians"
+	CeremonyService_ListCustodians_FullMethodName      = "/panvault.v1.CeremonyService/ListCustodians"
+	CeremonyService_Propose_FullMethodName             = "/panvault.v1.CeremonyService/Propose"
+	CeremonyService_GetCeremony_FullMethodName         = "/panvault.v1.CeremonyService/GetCeremony"
+	CeremonyService_ListCeremonies_FullMethodName      = "/panvault.v1.CeremonyService/ListCeremonies"
+	CeremonyService_Approve_FullMethodName             = "/panvault.v1.CeremonyService/Approve"
+	CeremonyService_Reject_FullMethodName              = "/panvault.v1.CeremonyService/Reject"
+	CeremonyService_GetCeremonyLog_FullMethodName      = "/panvault.v1.CeremonyService/GetCeremonyLog"
+	CeremonyService_AuditCeremonyLog_FullMethodName    = "/panvault.v1.CeremonyService/AuditCeremonyLog"
+	CeremonyService_StartReencrypt_FullMethodName      = "/panvault.v1.CeremonyService/StartReencrypt"
+	CeremonyService_GetReencryptStatus_FullMethodName  = "/panvault.v1.CeremonyService/GetReencryptStatus"
+	CeremonyService_StageMasterKey_FullMethodName      = "/panvault.v1.CeremonyService/StageMasterKey"
+	CeremonyService_GetMasterKeyStatus_FullMethodName  = "/panvault.v1.CeremonyService/GetMasterKeyStatus"
+	CeremonyService_DestroyOldMasterKey_FullMethodName = "/panvault.v1.CeremonyService/DestroyOldMasterKey"
 )
 
 // CeremonyServiceClient is the client API for CeremonyService service.
@@ -63,7 +64,7 @@ const (
 // signature with Approve or Reject.
 //
 // Who may call what (roles come from the server's authorizer configuration):
-//   - InitCustodians, StageMasterKey: admin.
+//   - InitCustodians, StageMasterKey, DestroyOldMasterKey: admin.
 //   - Propose: admin. When the caller's identity names a registered custodian
 //     (the last path segment of its URI SAN, or its common name, equals the
 //     custodian's name), the proposal's proposer is that custodian, who then
@@ -92,7 +93,9 @@ const (
 //     initialised (CUSTODIANS_NOT_INITIALISED), a proposal the key state does
 //     not allow (KEY_STATE), a master key not staged on every node
 //     (MASTER_KEY_NOT_STAGED), a component with the wrong KCV
-//     (COMPONENT_KCV_MISMATCH).
+//     (COMPONENT_KCV_MISMATCH), a master key still in use or still needed
+//     (MASTER_KEY_IN_USE), a node that has not switched to the cluster's
+//     master key (MASTER_KEY_MISMATCH).
 //   - UNAVAILABLE: no leader, HSM unavailable; retry.
 type CeremonyServiceClient interface {
 	// InitCustodians registers the first custodians and the quorum M, once per
@@ -143,6 +146,19 @@ type CeremonyServiceClient interface {
 	// GetMasterKeyStatus returns the cluster's current master key KCV and what
 	// each node has staged.
 	GetMasterKeyStatus(ctx context.Context, in *GetMasterKeyStatusRequest, opts ...grpc.CallOption) (*GetMasterKeyStatusResponse, error)
+	// DestroyOldMasterKey destroys, in the HSM of the node that receives the
+	// call (it is not forwarded), the master key whose KCV is kcv: after a
+	// rotate-master-key ceremony, the previous master key, which every node
+	// keeps until then. It is refused with FAILED_PRECONDITION, reason
+	// MASTER_KEY_IN_USE, when kcv is the cluster's current master key, the
+	// master key of a pending rotate-master-key ceremony, or one staged for a
+	// rotation not carried out; with reason MASTER_KEY_MISMATCH when this
+	// node has not switched to the cluster's current master key yet. A
+	// malformed kcv is INVALID_ARGUMENT (field kcv). Idempotent: destroyed is
+	// false when the HSM holds no master key with that KCV. The node also
+	// drops kcv from the master keys it reports as staged. Only the KCV is
+	// logged.
+	DestroyOldMasterKey(ctx context.Context, in *DestroyOldMasterKeyRequest, opts ...grpc.CallOption) (*DestroyOldMasterKeyResponse, error)
 }
 
 type ceremonyServiceClient struct {
@@ -283,6 +299,16 @@ func (c *ceremonyServiceClient) GetMasterKeyStatus(ctx context.Context, in *GetM
 	return out, nil
 }
 
+func (c *ceremonyServiceClient) DestroyOldMasterKey(ctx context.Context, in *DestroyOldMasterKeyRequest, opts ...grpc.CallOption) (*DestroyOldMasterKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestroyOldMasterKeyResponse)
+	err := c.cc.Invoke(ctx, CeremonyService_DestroyOldMasterKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CeremonyServiceServer is the server API for CeremonyService service.
 // All implementations must embed UnimplementedCeremonyServiceServer
 // for forward compatibility.
@@ -306,7 +332,7 @@ func (c *ceremonyServiceClient) GetMasterKeyStatus(ctx context.Context, in *GetM
 // signature with Approve or Reject.
 //
 // Who may call what (roles come from the server's authorizer configuration):
-//   - InitCustodians, StageMasterKey: admin.
+//   - InitCustodians, StageMasterKey, DestroyOldMasterKey: admin.
 //   - Propose: admin. When the caller's identity names a registered custodian
 //     (the last path segment of its URI SAN, or its common name, equals the
 //     custodian's name), the proposal's proposer is that custodian, who then
@@ -335,7 +361,9 @@ func (c *ceremonyServiceClient) GetMasterKeyStatus(ctx context.Context, in *GetM
 //     initialised (CUSTODIANS_NOT_INITIALISED), a proposal the key state does
 //     not allow (KEY_STATE), a master key not staged on every node
 //     (MASTER_KEY_NOT_STAGED), a component with the wrong KCV
-//     (COMPONENT_KCV_MISMATCH).
+//     (COMPONENT_KCV_MISMATCH), a master key still in use or still needed
+//     (MASTER_KEY_IN_USE), a node that has not switched to the cluster's
+//     master key (MASTER_KEY_MISMATCH).
 //   - UNAVAILABLE: no leader, HSM unavailable; retry.
 type CeremonyServiceServer interface {
 	// InitCustodians registers the first custodians and the quorum M, once per
@@ -386,6 +414,19 @@ type CeremonyServiceServer interface {
 	// GetMasterKeyStatus returns the cluster's current master key KCV and what
 	// each node has staged.
 	GetMasterKeyStatus(context.Context, *GetMasterKeyStatusRequest) (*GetMasterKeyStatusResponse, error)
+	// DestroyOldMasterKey destroys, in the HSM of the node that receives the
+	// call (it is not forwarded), the master key whose KCV is kcv: after a
+	// rotate-master-key ceremony, the previous master key, which every node
+	// keeps until then. It is refused with FAILED_PRECONDITION, reason
+	// MASTER_KEY_IN_USE, when kcv is the cluster's current master key, the
+	// master key of a pending rotate-master-key ceremony, or one staged for a
+	// rotation not carried out; with reason MASTER_KEY_MISMATCH when this
+	// node has not switched to the cluster's current master key yet. A
+	// malformed kcv is INVALID_ARGUMENT (field kcv). Idempotent: destroyed is
+	// false when the HSM holds no master key with that KCV. The node also
+	// drops kcv from the master keys it reports as staged. Only the KCV is
+	// logged.
+	DestroyOldMasterKey(context.Context, *DestroyOldMasterKeyRequest) (*DestroyOldMasterKeyResponse, error)
 	mustEmbedUnimplementedCeremonyServiceServer()
 }
 
@@ -434,6 +475,9 @@ func (UnimplementedCeremonyServiceServer) StageMasterKey(context.Context, *Stage
 }
 func (UnimplementedCeremonyServiceServer) GetMasterKeyStatus(context.Context, *GetMasterKeyStatusRequest) (*GetMasterKeyStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMasterKeyStatus not implemented")
+}
+func (UnimplementedCeremonyServiceServer) DestroyOldMasterKey(context.Context, *DestroyOldMasterKeyRequest) (*DestroyOldMasterKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DestroyOldMasterKey not implemented")
 }
 func (UnimplementedCeremonyServiceServer) mustEmbedUnimplementedCeremonyServiceServer() {}
 func (UnimplementedCeremonyServiceServer) testEmbeddedByValue()                         {}
@@ -690,6 +734,24 @@ func _CeremonyService_GetMasterKeyStatus_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CeremonyService_DestroyOldMasterKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestroyOldMasterKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CeremonyServiceServer).DestroyOldMasterKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CeremonyService_DestroyOldMasterKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CeremonyServiceServer).DestroyOldMasterKey(ctx, req.(*DestroyOldMasterKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CeremonyService_ServiceDesc is the grpc.ServiceDesc for CeremonyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -748,6 +810,10 @@ var CeremonyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMasterKeyStatus",
 			Handler:    _CeremonyService_GetMasterKeyStatus_Handler,
+		},
+		{
+			MethodName: "DestroyOldMasterKey",
+			Handler:    _CeremonyService_DestroyOldMasterKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
