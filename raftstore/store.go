@@ -31,6 +31,9 @@ type Store struct {
 	snaps *raft.FileSnapshotStore
 	mux   *mux
 	trans pipelineTransport
+	// stable is the StableStore raft writes its term and vote to (s.bolt
+	// behind a gate, stablegate.go).
+	stable *stableGate
 	raft  *raft.Raft
 
 	peers        *peerClients
@@ -132,7 +135,8 @@ func Open(cfg Config) (*Store, error) {
 	})}
 	cleanup = append(cleanup, func() { _ = s.trans.Close() })
 
-	if s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.bolt, s.snaps, s.trans); err != nil {
+	s.stable = &stableGate{StableStore: s.bolt}
+	if s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.stable, s.snaps, s.trans); err != nil {
 		return nil, fmt.Errorf("raftstore: start raft: %w", err)
 	}
 
@@ -212,6 +216,7 @@ func (s *Store) Shutdown() error {
 		}
 		s.mux.close()
 		s.hub.closeAll()
+		s.stable.close()
 		if err := s.bolt.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft log close: %w", err))
 		}
