@@ -34,7 +34,7 @@ type Store struct {
 	// stable is the StableStore raft writes its term and vote to (s.bolt
 	// behind a gate, stablegate.go).
 	stable *stableGate
-	raft  *raft.Raft
+	raft   *raft.Raft
 
 	peers        *peerClients
 	grpc         *grpc.Server
