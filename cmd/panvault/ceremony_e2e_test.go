@@ -251,6 +251,13 @@ func TestCeremonyCLI(t *testing.T) {
 
 	// Master-key rotation: components from an HSM's RNG, staged on every
 	// node, the ceremony names their KCVs; every key is rewrapped.
+	code, out, _ = cli(t, bin, admin, "", "mk", "cluster-status", "-o", "json")
+	var before struct {
+		CurrentKCV string `json:"current_kcv"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &before) != nil || before.CurrentKCV == "" {
+		t.Fatalf("mk cluster-status before the rotation: %d %q", code, out)
+	}
 	mkOut := filepath.Join(t.TempDir(), "mk")
 	code, out, stderr = runCLI(t, "", "mk", "components", "--config", hsmConfigFile(t, "mk-rotate"), "--count", "2", "--out", mkOut, "-o", "json")
 	var comps struct {
@@ -277,6 +284,13 @@ func TestCeremonyCLI(t *testing.T) {
 	}
 	if code, out, stderr := cli(t, bin, client, "", "detokenize", "--scheme", "pan", vaulted); code != 0 || out != pans[0]+"\n" {
 		t.Fatalf("detokenize under the new master key: %d %q", code, stderr)
+	}
+	// The old master key leaves every HSM; the current one cannot.
+	if code, out, stderr := cli(t, bin, admin, "", "mk", "destroy-old", "--kcv", comps.MasterKCV); code == 0 {
+		t.Fatalf("destroy-old of the current master key succeeded: %q %q", out, stderr)
+	}
+	if code, out, stderr := cli(t, bin, admin, "", "mk", "destroy-old", "--kcv", before.CurrentKCV); code != 0 || strings.Count(out, "destroyed") != 3 {
+		t.Fatalf("mk destroy-old: %d %q %q", code, out, stderr)
 	}
 
 	select {
@@ -306,6 +320,11 @@ func TestCeremonyCLI(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &again) != nil || len(again.Custodians) != 3 || again.Quorum != 2 ||
 		again.Custodians[1].Fingerprint != reg.Custodians[1].Fingerprint {
 		t.Fatalf("custodians after restart: %d %q", code, out)
+	}
+	// The nodes restarted without the master key their configuration names
+	// (destroyed above): they use the rotated one and serve.
+	if code, out, stderr := cli(t, bin, client, "", "detokenize", "--scheme", "pan", vaulted); code != 0 || out != pans[0]+"\n" {
+		t.Fatalf("detokenize after a restart without the old master key: %d %q", code, stderr)
 	}
 	dev2.interrupt(t)
 	if !strings.Contains(dev2.stderrText(), "msg=custodians registered=3 dev_keys=3 quorum=2 created=false") || strings.Contains(dev2.stderrText(), "custodian key file created") {

@@ -28,9 +28,11 @@ is harmless: a node that no longer holds the key says so.
 
 One line per node; the exit status is 1 if any node failed. On a network HSM
 partition shared by several nodes, run it only once every node has switched.
-A node whose configuration names the destroyed key ([hsm] master_key_label,
-by default "panvault-master-key") must name the current one before its next
-restart: the line printed at the end, when a key was destroyed, gives it.`,
+A node whose configuration still names the destroyed key ([hsm]
+master_key_label, by default "panvault-master-key") restarts on the current
+one, which the replicated state names; only a new node (no Raft state) needs
+the configured label to hold its master key. The line printed at the end,
+when a key was destroyed, names the current key's label.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runMKDestroyOld(c, io, cf, kcv)
@@ -135,7 +137,7 @@ func runMKDestroyOld(c *cobra.Command, io *stdio, cf *clientFlags, kcvArg string
 			}
 		}
 		if current != "" {
-			fmt.Fprintf(io.out, "current master key %s: before restarting a node, its [hsm] master_key_label must be %q\n",
+			fmt.Fprintf(io.out, "current master key %s has label %q: nodes with state switch to it at start\n",
 				current, vault.StagedMasterKeyLabel(mustKCV(current)))
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/panvault/panvault/keys"
 	"github.com/panvault/panvault/raftstore"
 	"github.com/panvault/panvault/vault"
+	"github.com/panvault/panvault/vault/audit"
 	"github.com/panvault/panvault/vault/pki"
 )
 
@@ -85,12 +86,19 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		return err
 	}
 	defer closeLogged(log, "hsm", hsm.Close)
-	mkKCV, ok := hsm.MasterKeyKCV()
-	if !ok {
-		return fmt.Errorf("token %q has no master key (label %q): load it with `panvault mk load` before starting the node: %w",
+	// After a master-key rotation the key in use has another label (the one
+	// the replicated state names); the node switches to it when the vault
+	// starts. Only a node without Raft state must hold the configured one.
+	mkKCV, haveMK := hsm.MasterKeyKCV()
+	noMK := func() error {
+		return fmt.Errorf("token %q has no master key (label %q, nor one the cluster's state names): load it with `panvault mk load` before starting the node: %w",
 			cfg.HSM.TokenLabel, mkLabel(cfg), keys.ErrMasterKeyMissing)
 	}
-	log.Info("hsm open", "token", hsm.Token().Label, "serial", hsm.Token().Serial, "master_key_kcv", mkKCV.String())
+	if haveMK {
+		log.Info("hsm open", "token", hsm.Token().Label, "serial", hsm.Token().Serial, "master_key_kcv", mkKCV.String())
+	} else {
+		log.Info("hsm open; no master key under the configured label", "token", hsm.Token().Label, "label", mkLabel(cfg))
+	}
 
 	serverTLS, err := pki.LoadServerTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.CAFile)
 	if err != nil {
@@ -132,9 +140,18 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	}
 	defer closeLogged(log, "raft store", store.Shutdown)
 
+	if !haveMK && store.Status().LastLogIndex == 0 {
+		return noMK() // a new node: refuse before it joins
+	}
 	if err := enterCluster(ctx, cfg, store, log); err != nil {
 		return err
 	}
+
+	auditLog, err := audit.Open(cfg.auditFile(), audit.Options{})
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer closeLogged(log, "audit log", auditLog.Close)
 
 	node, err := vault.New(ctx, vault.Config{
 		NodeID:     cfg.NodeID,
@@ -143,11 +160,15 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		Authorizer: authz,
 		Logger:     baseLog,
 		Now:        time.Now,
+		Audit:      auditLog,
 	})
 	if err != nil {
 		return fmt.Errorf("vault: %w", err)
 	}
 	defer closeLogged(log, "vault node", node.Close)
+	if _, ok := hsm.MasterKeyKCV(); !ok {
+		return noMK()
+	}
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, serverTLS, node, log)
 		if err != nil {
