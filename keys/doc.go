@@ -74,9 +74,10 @@
 //   - C_GenerateRandom output: each new component (GenerateComponents);
 //   - C_Decrypt output: every plaintext Open returns (PANs and whatever the
 //     vault seals);
-//   - C_Encrypt output: Seal's ciphertexts (harmless) but also the AES
-//     outputs of EncryptBlocks, which for FF1 are round-function values
-//     from which, with the token, a PAN could be recomputed.
+//   - C_Encrypt and C_EncryptUpdate output: Seal's ciphertexts (harmless)
+//     but also the AES outputs of EncryptBlocks and of an FF1 pass
+//     (ecbpass.go), which for FF1 are round-function values from which,
+//     with the token, a PAN could be recomputed.
 //
 // Inputs of C_Encrypt, C_Decrypt and C_Sign (plaintexts, messages to MAC)
 // are passed to the library by pointer into Go memory, not copied by the
