@@ -70,12 +70,15 @@ func (l *Log) gather() {
 func (l *Log) commit() {
 	l.mu.Lock()
 	batch := l.queue
-	l.queue = l.spare
-	failed := l.failed
-	l.mu.Unlock()
 	if len(batch) == 0 {
+		l.mu.Unlock()
 		return
 	}
+	// Swap in the spare slice; spare and queue never share an array, or
+	// an Append could overwrite the batch being written.
+	l.queue, l.spare = l.spare, nil
+	failed := l.failed
+	l.mu.Unlock()
 	if failed == nil {
 		failed = l.writeBatch(batch)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -84,9 +85,12 @@ func encodeBody(e Entry, now func() time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("%w (field %s)", ErrUnmasked, f.name)
 		}
 	}
+	// Invalid UTF-8 becomes U+FFFD here, not in json.Marshal (which would
+	// write it as an escape that a decode and re-encode does not give back).
+	v := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 	b, err := json.Marshal(body{
-		Time: t.Format(time.RFC3339Nano), Node: e.Node, Identity: e.Identity, Method: e.Method,
-		Code: e.Code, Reason: e.Reason, Scheme: e.Scheme, Key: e.Key, Masked: e.Masked, Items: e.Items,
+		Time: t.Format(time.RFC3339Nano), Node: v(e.Node), Identity: v(e.Identity), Method: v(e.Method),
+		Code: v(e.Code), Reason: v(e.Reason), Scheme: v(e.Scheme), Key: v(e.Key), Masked: v(e.Masked), Items: e.Items,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidEntry, err)
