@@ -120,6 +120,7 @@ matching flags):
 		newCeremonyCmd(io, cf),
 		newRetokenizeCmd(io, cf),
 		newDevtoolCmd(io),
+		newAuditCmd(io, cf),
 	)
 	return root
 }
