@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -144,3 +145,18 @@ func syncDir(dir string) error {
 }
 
 func statePath(dataDir string) string { return filepath.Join(dataDir, stateFileName) }
+
+// HasState reports whether dataDir holds a node's Raft log, without opening
+// it: whether the node has been a member before (its replicated state may
+// then name things, such as a rotated master key, its configuration does
+// not).
+func HasState(dataDir string) (bool, error) {
+	fi, err := os.Stat(filepath.Join(dataDir, raftFileName))
+	switch {
+	case err == nil:
+		return fi.Size() > 0, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("raftstore: %w", err)
+}

@@ -29,6 +29,7 @@ type caller struct {
 // only.
 type reqInfo struct {
 	scheme string
+	key    string // key name (signing)
 	masked string // masked PAN or token
 	items  int
 }
@@ -127,6 +128,11 @@ func (n *Node) unaryEdge(ctx context.Context, req any, info *grpc.UnaryServerInf
 		resp, err = handler(ctx, req)
 	}
 	err = statusOf(err)
+	if n.audit != nil && auditedMethod(info.FullMethod) {
+		if aerr := n.auditCall(ctx, info.FullMethod, c, ri, err); aerr != nil {
+			err = statusOf(aerr) // the answer does not leave unaudited
+		}
+	}
 	n.logCall(ctx, info.FullMethod, c, ri, err, start)
 	if err != nil {
 		return nil, err

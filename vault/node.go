@@ -10,6 +10,7 @@ import (
 
 	"github.com/panvault/panvault/keys"
 	"github.com/panvault/panvault/raftstore"
+	"github.com/panvault/panvault/vault/audit"
 	"github.com/panvault/panvault/vault/pki"
 )
 
@@ -32,6 +33,11 @@ type Config struct {
 	// Now is the clock for token creation and expiry; nil means time.Now.
 	// Tests inject a clock to test TTL expiry.
 	Now func() time.Time
+	// Audit is the node's audit log (auditcall.go): detokenize, sign and
+	// administrative calls are recorded there before they are answered.
+	// Required for a production node; nil disables the audit trail (tests
+	// of other things), which New logs as a warning.
+	Audit *audit.Log
 
 	// ReencryptRate caps the re-encryption job in token records per second
 	// (0: DefaultReencryptRate); ReencryptBatch is its batch size (0:
@@ -108,6 +114,7 @@ type Node struct {
 	hsm   *keys.HSM
 	store *raftstore.Store
 	authz *pki.Authorizer
+	audit *audit.Log // nil: no audit trail (tests)
 	log   *slog.Logger
 	now   func() time.Time
 	cfg   Config // job settings, with defaults
@@ -150,6 +157,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		hsm:   cfg.HSM,
 		store: cfg.Store,
 		authz: cfg.Authorizer,
+		audit: cfg.Audit,
 		log:   cfg.Logger,
 		now:   cfg.Now,
 		cfg:   cfg.withDefaults(),
@@ -161,6 +169,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.log = slog.Default()
 	}
 	n.log = n.log.With("node", n.id)
+	if n.audit == nil {
+		n.log.Warn("no audit log: detokenize, sign and administrative calls are not recorded")
+	}
 	if n.now == nil {
 		n.now = time.Now
 	}

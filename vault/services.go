@@ -235,6 +235,7 @@ func (s *tokenService) DeleteToken(ctx context.Context, req *pb.DeleteTokenReque
 }
 
 func (s *signingService) Sign(ctx context.Context, req *pb.SignRequest) (*pb.SignResponse, error) {
+	infoFrom(ctx).key = logName(req.GetKey())
 	return s.n.Sign(ctx, req.GetKey(), req.GetKeyVersion(), req.GetMessage())
 }
 

@@ -127,6 +127,7 @@ var statusTable = []statusRule{
 	{raftstore.ErrStopped, codes.Unavailable, "NODE_STOPPED", ""},
 	{raftstore.ErrClosed, codes.Unavailable, "SHUTTING_DOWN", ""},
 	{ErrClosed, codes.Unavailable, "SHUTTING_DOWN", ""},
+	{ErrAuditUnavailable, codes.Unavailable, "AUDIT_UNAVAILABLE", ""},
 	{keys.ErrHSMUnavailable, codes.Unavailable, "HSM_UNAVAILABLE", ""},
 	{keys.ErrNoSession, codes.Unavailable, "HSM_BUSY", ""},
 	{keys.ErrClosed, codes.Unavailable, "SHUTTING_DOWN", ""},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ type serverConfig struct {
 	JoinTimeout duration `toml:"join_timeout"`
 	// ShutdownTimeout bounds the graceful stop after SIGINT/SIGTERM.
 	ShutdownTimeout duration `toml:"shutdown_timeout"`
+	// AuditFile is the node's hash-chained audit log (package vault/audit):
+	// every detokenize, sign and administrative call is recorded there before
+	// it is answered. Defaults to DATA_DIR/audit/audit.log.
+	AuditFile string `toml:"audit_file"`
 	// MetricsAddr, if set, serves Prometheus metrics at /metrics on this
 	// address over HTTPS with the node's certificate, to clients holding a
 	// certificate of the cluster CA (mutual TLS, like every other port).
@@ -337,6 +342,14 @@ func (c *serverConfig) shutdownTimeout() time.Duration {
 		return c.ShutdownTimeout.Duration
 	}
 	return 15 * time.Second
+}
+
+// auditFile is audit_file, or its default in the data directory.
+func (c *serverConfig) auditFile() string {
+	if c.AuditFile != "" {
+		return c.AuditFile
+	}
+	return filepath.Join(c.DataDir, "audit", "audit.log")
 }
 
 // readPIN reads the HSM PIN from the file named by hsm.pin_file.

@@ -97,6 +97,13 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	if haveMK {
 		log.Info("hsm open", "token", hsm.Token().Label, "serial", hsm.Token().Serial, "master_key_kcv", mkKCV.String())
 	} else {
+		had, err := raftstore.HasState(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if !had {
+			return noMK() // a new node: refuse before it opens any state or joins
+		}
 		log.Info("hsm open; no master key under the configured label", "token", hsm.Token().Label, "label", mkLabel(cfg))
 	}
 
@@ -140,9 +147,6 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	}
 	defer closeLogged(log, "raft store", store.Shutdown)
 
-	if !haveMK && store.Status().LastLogIndex == 0 {
-		return noMK() // a new node: refuse before it joins
-	}
 	if err := enterCluster(ctx, cfg, store, log); err != nil {
 		return err
 	}
@@ -152,6 +156,9 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer closeLogged(log, "audit log", auditLog.Close)
+	if r := auditLog.Recovered(); r.TornBytes > 0 {
+		log.Warn("audit log: a torn last record (a crash while writing) was cut off", "bytes", r.TornBytes, "seq", r.Seq)
+	}
 
 	node, err := vault.New(ctx, vault.Config{
 		NodeID:     cfg.NodeID,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/panvault/panvault/softhsm"
 	"github.com/panvault/panvault/softhsm/softhsmtest"
 	"github.com/panvault/panvault/vault"
+	"github.com/panvault/panvault/vault/audit"
 	"github.com/panvault/panvault/vault/pki"
 	"github.com/panvault/panvault/vault/pki/pkitest"
 )
@@ -74,6 +76,9 @@ type Node struct {
 	Store *raftstore.Store
 	Vault *vault.Node
 	GRPC  *grpc.Server
+	// Audit is the node's audit log, at AuditPath (kept across restarts).
+	Audit     *audit.Log
+	AuditPath string
 
 	storeCfg  raftstore.Config
 	serverTLS *tls.Config
@@ -269,6 +274,13 @@ func (c *Cluster) start(ctx context.Context, tb testing.TB, nd *Node) {
 	}
 	nd.RaftAddr = nd.Store.Addr()
 	nd.storeCfg.BindAddr = nd.RaftAddr
+	if nd.AuditPath == "" {
+		nd.AuditPath = filepath.Join(nd.storeCfg.DataDir, "audit", "audit.log")
+	}
+	if nd.Audit, err = audit.Open(nd.AuditPath, audit.Options{}); err != nil {
+		_ = nd.Store.Shutdown()
+		tb.Fatalf("vaulttest: open audit log of %s: %v", nd.ID, err)
+	}
 	vcfg := vault.Config{
 		NodeID:     nd.ID,
 		HSM:        nd.HSM,
@@ -276,6 +288,7 @@ func (c *Cluster) start(ctx context.Context, tb testing.TB, nd *Node) {
 		Authorizer: c.authz,
 		Logger:     c.logger,
 		Now:        c.Clock.Now,
+		Audit:      nd.Audit,
 	}
 	if c.tune != nil {
 		c.tune(&vcfg)
@@ -316,6 +329,7 @@ func (c *Cluster) stop(nd *Node) {
 		nd.GRPC.Stop()
 		<-nd.served
 		_ = nd.Vault.Close()
+		_ = nd.Audit.Close()
 		_ = nd.Store.Shutdown()
 		nd.running = false
 	}
