@@ -32,6 +32,8 @@ var (
 		"1 while this node is the Raft leader.", nil, nil)
 	descApplied = prometheus.NewDesc("panvault_raft_applied_index",
 		"Highest Raft log index reflected in this node's state.", nil, nil)
+	descAudit = prometheus.NewDesc("panvault_audit_total",
+		"Audit log since the node started: entries written and fdatasyncs (group commit: entries per sync).", []string{"counter"}, nil)
 	descStore = prometheus.NewDesc("panvault_raftstore_total",
 		"Raftstore counters since the node started: applied entries and commands, entries appended as leader, proposal batches forwarded to a leader, snapshot restores, state commits.", []string{"counter"}, nil)
 )
@@ -46,7 +48,7 @@ func (n *Node) MetricsCollector() prometheus.Collector { return nodeCollector{n}
 
 func (nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReencrypted, descJobRecords, descJobDone, descCryptoperiod,
-		descCeremonySteps, descRetokenized, descLeader, descApplied, descStore} {
+		descCeremonySteps, descRetokenized, descLeader, descApplied, descStore, descAudit} {
 		ch <- d
 	}
 }
@@ -74,6 +76,12 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		"forward_rpcs": m.ForwardRPCs, "restores": m.Restores, "state_commits": m.StateCommits,
 	} {
 		ch <- prometheus.MustNewConstMetric(descStore, prometheus.CounterValue, float64(v), name)
+	}
+
+	if n.audit != nil {
+		as := n.audit.Stats()
+		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(as.Entries), "entries")
+		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(as.Syncs), "syncs")
 	}
 
 	// Re-encryption jobs from this node's copy of the replicated state.

@@ -81,6 +81,13 @@ func TestMetricsCollector(t *testing.T) {
 			t.Fatalf("%s: job visited %v records, want at least the 20 tokenized", nd.ID, v)
 		}
 	}
+	// The ceremony above was proposed through n0: an audited call.
+	if v, ok := gatherValue(t, c.Nodes[0].Vault, "panvault_audit_total", "counter", "entries"); !ok || v < 1 {
+		t.Fatalf("n0 audit entries: %v %v", v, ok)
+	}
+	if v, ok := gatherValue(t, c.Nodes[0].Vault, "panvault_audit_total", "counter", "syncs"); !ok || v < 1 {
+		t.Fatalf("n0 audit syncs: %v %v", v, ok)
+	}
 	var reenc float64
 	for _, nd := range c.Nodes {
 		v, _ := gatherValue(t, nd.Vault, "panvault_reencrypt_records_total", "key", vault.DevKeyPAN)
