@@ -46,22 +46,13 @@ var (
 )
 
 // maskToken returns a token (or anything sent as one) in a form fit for logs:
-// first six and last four characters of a 12-19 digit string, nothing of
-// anything else.
+// a 12-19 digit string masked as a PAN of those digits would be
+// (card.MaskDigits), nothing but the length of anything else.
 func maskToken(t string) string {
-	if len(t) < card.MinLength || len(t) > card.MaxLength {
+	if len(t) > card.MaxLength {
 		return "[len " + strconv.Itoa(len(t)) + "]"
 	}
-	b := []byte(t)
-	for i, c := range b {
-		if c < '0' || c > '9' {
-			return "[len " + strconv.Itoa(len(t)) + "]"
-		}
-		if i >= 6 && i < len(b)-4 {
-			b[i] = card.MaskChar
-		}
-	}
-	return string(b)
+	return card.MaskDigits(t)
 }
 
 // logName returns a scheme or key name from a request for a log line: the

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/panvault/panvault/vault/card"
 	"io"
 	"regexp"
 	"strings"
@@ -58,13 +59,12 @@ func reportItem(w io.Writer, n int, e errorJSON) {
 // by single spaces or dashes.
 var panLike = regexp.MustCompile(`\d(?:[ -]?\d){11,}`)
 
-// maskPANs replaces every PAN-like run in s by its first 6 and last 4
-// digits with the digits between shown as '*' (the masked form PCI DSS
-// allows to be displayed).
+// maskPANs replaces every PAN-like run in s by its digits masked as a PAN
+// of that length would be (card.MaskDigits: at most the BIN and the last
+// four, the masked form PCI DSS allows to be displayed).
 func maskPANs(s string) string {
 	return panLike.ReplaceAllStringFunc(s, func(run string) string {
-		digits := strings.NewReplacer(" ", "", "-", "").Replace(run)
-		return digits[:6] + strings.Repeat("*", len(digits)-10) + digits[len(digits)-4:]
+		return card.MaskDigits(strings.NewReplacer(" ", "", "-", "").Replace(run))
 	})
 }
 

@@ -1,5 +1,7 @@
 package card
 
+import "strconv"
+
 // MaskChar replaces hidden digits in masked PANs.
 const MaskChar = '*'
 
@@ -51,4 +53,28 @@ func (p PAN) MaskedWith(opts MaskOptions) string {
 		}
 	}
 	return string(buf[:n])
+}
+
+// MaskDigits masks a string that has not been validated, such as a token
+// or a number typed where it does not belong, for logs, errors and test
+// failure messages: a run of 12 or more ASCII digits shows what a PAN of
+// that length would (MaskedLeading and the last four; at most 6+4 for runs
+// longer than a PAN), anything else only its length. It never returns more
+// of s than Masked would of a PAN of the same digits.
+func MaskDigits(s string) string {
+	n := len(s)
+	if n < MinLength {
+		return "[len " + strconv.Itoa(n) + "]"
+	}
+	b := []byte(s)
+	lead := MaskedLeading(n, MaskOptions{})
+	for i, c := range b {
+		if c < '0' || c > '9' {
+			return "[len " + strconv.Itoa(n) + "]"
+		}
+		if i >= lead && i < n-4 {
+			b[i] = MaskChar
+		}
+	}
+	return string(b)
 }

@@ -33,6 +33,33 @@ func TestMaskedKnown(t *testing.T) {
 	}
 }
 
+// TestMaskDigits: an unvalidated digit string masks exactly as a PAN of the
+// same digits; anything else shows only its length.
+func TestMaskDigits(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"4111111111111111", "411111******1111"},
+		{"4222222222222", "4222*****2222"},
+		{"123456789012", "123*****9012"},
+		{"1234567890123456789012345", "123456***************2345"},
+		{"12345678901", "[len 11]"},
+		{"41111111111x1111", "[len 16]"},
+		{"", "[len 0]"},
+	} {
+		if got := MaskDigits(tt.in); got != tt.want {
+			t.Errorf("MaskDigits(len %d) = %q, want %q", len(tt.in), got, tt.want)
+		}
+	}
+	for _, pan := range []string{"4111111111111111", "6205500000000000004", "378282246310005", "30569309025904", "4222222222222"} {
+		p, err := Parse(pan, ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := MaskDigits(pan), p.Masked(); got != want {
+			t.Errorf("MaskDigits %q != Masked %q", got, want)
+		}
+	}
+}
+
 // TestMaskedBounds checks the PCI DSS 3.4.1 limits for every length: at most
 // BIN (6, or 8 for >= 16 digits) plus last four shown, the rest hidden, and at
 // least five digits hidden below 15 digits.

@@ -118,9 +118,4 @@ func TestPANsSpreadBINs(t *testing.T) {
 	}
 }
 
-func masked(p string) string {
-	if len(p) < 10 {
-		return "short"
-	}
-	return p[:6] + "…" + p[len(p)-4:]
-}
+func masked(p string) string { return card.MaskDigits(p) }

@@ -2,7 +2,6 @@ package scheme
 
 import (
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/panvault/panvault/keys/fpe"
@@ -78,12 +77,7 @@ func genPAN(t testing.TB, rng *rand.Rand, b card.Brand, n int, luhnOK bool) card
 }
 
 // maskDigits masks a digit string (PAN or token) for failure messages.
-func maskDigits(s string) string {
-	if len(s) < 12 {
-		return strings.Repeat("*", len(s))
-	}
-	return s[:6] + strings.Repeat("*", len(s)-10) + s[len(s)-4:]
-}
+func maskDigits(s string) string { return card.MaskDigits(s) }
 
 // shape is one combination of the scheme parameters that shape tokens.
 type shape struct {

@@ -149,14 +149,9 @@ func Brands(pans []string) map[card.Brand]int {
 	return m
 }
 
-// Mask shows the first six and last four digits of a PAN or token only, for
-// failure messages.
-func Mask(s string) string {
-	if len(s) < 11 {
-		return strings.Repeat("*", len(s))
-	}
-	return s[:6] + strings.Repeat("*", len(s)-10) + s[len(s)-4:]
-}
+// Mask shows a PAN or token masked (card.MaskDigits), for failure
+// messages.
+func Mask(s string) string { return card.MaskDigits(s) }
 
 // Finding is one PAN found in clear in a file (a plain value). Masked is the
 // only form of the PAN it holds.

@@ -45,7 +45,8 @@ func TestMask(t *testing.T) {
 	for in, want := range map[string]string{
 		"4111111111111111":    "411111******1111",
 		"6200000000000000005": "620000*********0005",
-		"1234567890":          "**********",
+		"1234567890":          "[len 10]",
+		"30569309025904":      "30569*****5904", // 14 digits: five stay hidden, as for a PAN
 	} {
 		if got := Mask(in); got != want {
 			t.Errorf("Mask(%d digits) = %q, want %q", len(in), got, want)
