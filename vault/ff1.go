@@ -68,7 +68,7 @@ type ff1Engine struct {
 // and keeps them for the node's life. Safe for concurrent use.
 type ff1Registry struct {
 	n       *Node
-	mu      sync.Mutex
+	mu      sync.RWMutex // read: the lookup of every request; write: building an engine
 	m       map[ff1Key]*ff1Engine
 	stopped bool
 
@@ -88,6 +88,12 @@ func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, version uint32
 		return nil, err
 	}
 	k := ff1Key{scheme: e.name(), version: kv.ref.Version}
+	r.mu.RLock()
+	eng := r.m[k]
+	r.mu.RUnlock()
+	if eng != nil {
+		return eng, nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if eng := r.m[k]; eng != nil {
@@ -110,7 +116,7 @@ func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, version uint32
 	if err != nil {
 		return nil, err
 	}
-	eng := &ff1Engine{tok: tok}
+	eng = &ff1Engine{tok: tok}
 	eng.enc = newCoalescer(r, func(pans []card.PAN) ([]string, []error, error) {
 		rs, err := tok.TokenizeBatch(pans)
 		if err != nil {

@@ -3,10 +3,8 @@ package vault
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 
 	"github.com/panvault/panvault/raftstore"
-	"github.com/panvault/panvault/vault/card"
 	"github.com/panvault/panvault/vault/vaultpb"
 )
 
@@ -64,8 +62,7 @@ func (n *Node) lookupOlderFingerprints(ctx context.Context, e *schemeEntry, late
 	}
 	var done []int
 	remaining := idx
-	buf := make([]byte, 0, card.MaxLength)
-	defer func() { clear(buf[:cap(buf)]) }()
+	var scratch []byte
 	barrier := false
 	for _, ver := range olderUsableVersions(rec, latest) {
 		if len(remaining) == 0 {
@@ -78,14 +75,13 @@ func (n *Node) lookupOlderFingerprints(ctx context.Context, e *schemeEntry, late
 		ks := make([][]byte, 0, len(remaining))
 		var asked []int
 		for _, i := range remaining {
-			buf = items[i].pan.AppendDigits(buf[:0])
-			mac, err := n.hsm.HMAC(ctx, fk.ref, fingerprintMsg(e.name(), buf))
+			fp, err := n.fingerprint(ctx, fk.ref, e.name(), items[i].pan, &scratch)
 			if err != nil {
-				res[i].err = fmt.Errorf("fingerprint: %w", err)
+				res[i].err = err
 				done = append(done, i)
 				continue
 			}
-			ks = append(ks, fingerprintKey(e.name(), ver, mac))
+			ks = append(ks, fp)
 			asked = append(asked, i)
 		}
 		if !barrier {

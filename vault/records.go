@@ -1,12 +1,15 @@
 package vault
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/panvault/panvault/keys"
+	"github.com/panvault/panvault/vault/card"
 	"github.com/panvault/panvault/vault/vaultpb"
 )
 
@@ -114,13 +117,29 @@ func panAAD(schemeName, token string, keyVersion uint32) []byte {
 	return binary.BigEndian.AppendUint32(a, keyVersion)
 }
 
-// fingerprintMsg is what the fingerprint HMAC covers: scheme and PAN digits.
-func fingerprintMsg(schemeName string, digits []byte) []byte {
+// appendFingerprintMsg appends what the fingerprint HMAC covers (scheme
+// and PAN digits) to dst.
+func appendFingerprintMsg(dst []byte, schemeName string, pan card.PAN) []byte {
 	const label = "panvault/fp/v1"
-	m := make([]byte, 0, len(label)+1+len(schemeName)+1+len(digits))
-	m = append(m, label...)
-	m = append(m, 0)
-	m = append(m, schemeName...)
-	m = append(m, 0)
-	return append(m, digits...)
+	dst = append(dst, label...)
+	dst = append(dst, 0)
+	dst = append(dst, schemeName...)
+	dst = append(dst, 0)
+	return pan.AppendDigits(dst)
+}
+
+// fingerprint returns pan's key in bucketFP for scheme sc under the
+// fingerprint key version ref (HMAC in the HSM over appendFingerprintMsg).
+// The message, PAN digits included, is built in *scratch, which callers
+// reuse across items; it is cleared before fingerprint returns, so no copy
+// of the digits is left to the collector.
+func (n *Node) fingerprint(ctx context.Context, ref keys.KeyRef, sc string, pan card.PAN, scratch *[]byte) ([]byte, error) {
+	msg := appendFingerprintMsg((*scratch)[:0], sc, pan)
+	*scratch = msg
+	mac, err := n.hsm.HMAC(ctx, ref, msg)
+	clear(msg)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: %w", err)
+	}
+	return fingerprintKey(sc, ref.Version, mac), nil
 }

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/panvault/panvault/raftstore"
-	"github.com/panvault/panvault/vault/card"
 	"github.com/panvault/panvault/vault/vaultpb"
 )
 
@@ -56,14 +55,12 @@ func (x *reindexer) ops(item raftstore.KV, rec *vaultpb.TokenRecord) ([]raftstor
 	if err != nil {
 		return nil, err
 	}
-	digits := pan.AppendDigits(make([]byte, 0, card.MaxLength))
+	var scratch []byte
+	newFP, err := n.fingerprint(ctx, x.fk.ref, sc, pan, &scratch)
 	pan.Wipe()
-	mac, err := n.hsm.HMAC(ctx, x.fk.ref, fingerprintMsg(sc, digits))
-	clear(digits)
 	if err != nil {
-		return nil, fmt.Errorf("fingerprint: %w", err)
+		return nil, err
 	}
-	newFP := fingerprintKey(sc, x.target, mac)
 	nrec := proto.Clone(rec).(*vaultpb.TokenRecord)
 	nrec.Fingerprint = newFP
 	v, err := encodeRecord(nrec)

@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/panvault/panvault/keys"
@@ -394,19 +393,17 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 	}
 	var ok []int
 	var ks [][]byte
-	buf := make([]byte, 0, card.MaxLength)
+	var scratch []byte
 	for _, i := range pending {
-		buf = items[i].pan.AppendDigits(buf[:0])
-		mac, err := n.hsm.HMAC(ctx, fk.ref, fingerprintMsg(e.name(), buf))
+		fp, err := n.fingerprint(ctx, fk.ref, e.name(), items[i].pan, &scratch)
 		if err != nil {
-			res[i].err = fmt.Errorf("fingerprint: %w", err)
+			res[i].err = err
 			continue
 		}
-		items[i].fp = fingerprintKey(e.name(), fk.ref.Version, mac)
+		items[i].fp = fp
 		ok = append(ok, i)
-		ks = append(ks, items[i].fp)
+		ks = append(ks, fp)
 	}
-	clear(buf[:cap(buf)])
 	if len(ks) == 0 {
 		return nil
 	}
@@ -435,11 +432,15 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 		}
 	}
 	answered := n.recheckIdem(ctx, e, items, res, hits)
+	skip := make(map[int]bool, len(answered))
+	for _, i := range answered {
+		skip[i] = true
+	}
 	var hitIdx, missIdx []int
 	var tks [][]byte
 	for j, i := range ok {
 		switch {
-		case slices.Contains(answered, i):
+		case skip[i]:
 		case got[j].Found:
 			hitIdx = append(hitIdx, i)
 			tks = append(tks, tokenKey(e.name(), string(got[j].Value)))
