@@ -178,25 +178,23 @@ func (n *Node) readKeyRecord(ctx context.Context, name string) (*vaultpb.KeyReco
 // purpose, so only one of the two can match.
 func (n *Node) vaultedSchemesUsing(ctx context.Context, key string) ([]string, error) {
 	var out []string
-	var after []byte
-	for {
-		kvs, more, err := n.store.Scan(ctx, bucketSchemes, raftstore.ScanOptions{After: after, Limit: 1000, Mode: raftstore.Stale})
-		if err != nil {
-			return nil, err
-		}
+	var derr error
+	err := n.scanAll(ctx, bucketSchemes, nil, raftstore.Stale, func(kvs []raftstore.KV) bool {
 		for _, kv := range kvs {
 			rec, err := decodeScheme(kv.Value)
 			if err != nil {
-				return nil, err
+				derr = err
+				return false
 			}
 			if rec.GetMode() == vaultpb.SchemeMode_SCHEME_MODE_VAULTED &&
 				(usesPANKey(rec, key) || (rec.GetDeterministic() && rec.GetFingerprintKey() == key)) {
 				out = append(out, rec.GetName())
 			}
 		}
-		if !more || len(kvs) == 0 {
-			return out, nil
-		}
-		after = kvs[len(kvs)-1].Key
+		return true
+	})
+	if err == nil {
+		err = derr
 	}
+	return out, err
 }

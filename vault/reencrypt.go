@@ -211,12 +211,17 @@ func (r *reencryptor) run() {
 // being leader, or a job must wait for its grace period.
 func (r *reencryptor) pass() error {
 	ctx := r.n.ctx
-	kvs, _, err := r.n.store.Scan(ctx, bucketReencrypt, raftstore.ScanOptions{Limit: 1000, Mode: raftstore.Stale})
+	var jobs []string
+	err := r.n.scanAll(ctx, bucketReencrypt, nil, raftstore.Stale, func(kvs []raftstore.KV) bool {
+		for _, kv := range kvs {
+			jobs = append(jobs, string(kv.Key))
+		}
+		return true
+	})
 	if err != nil {
 		return err
 	}
-	for _, kv := range kvs {
-		key := string(kv.Key)
+	for _, key := range jobs {
 		for r.n.store.IsLeader() && !r.n.closed() {
 			job, raw, found, err := r.n.readReencryptJob(ctx, key, raftstore.Stale)
 			if err != nil {
@@ -396,25 +401,17 @@ func (n *Node) countTokens(ctx context.Context, schemes []string) (uint64, error
 // returns false.
 func (n *Node) scanSchemeTokens(ctx context.Context, schemes []string, fn func(*vaultpb.SchemeRecord, []raftstore.KV) bool) error {
 	for _, sc := range schemes {
-		srec, err := n.localScheme(ctx, sc)
+		srec, _, err := n.readSchemeRecord(ctx, sc, raftstore.Stale)
 		if err != nil {
 			return err
 		}
-		prefix := tokenKey(sc, "")
-		after := prefix
-		for {
-			kvs, more, err := n.store.Scan(ctx, bucketTokens, raftstore.ScanOptions{
-				Prefix: prefix, After: after, Limit: raftstore.MaxScanLimit, Mode: raftstore.Stale})
-			if err != nil {
-				return err
-			}
-			if !fn(srec, kvs) {
-				return nil
-			}
-			if !more || len(kvs) == 0 {
-				break
-			}
-			after = kvs[len(kvs)-1].Key
+		stop := false
+		err = n.scanAll(ctx, bucketTokens, tokenKey(sc, ""), raftstore.Stale, func(kvs []raftstore.KV) bool {
+			stop = !fn(srec, kvs)
+			return !stop
+		})
+		if err != nil || stop {
+			return err
 		}
 	}
 	return nil
@@ -437,7 +434,7 @@ func (r *reencryptor) rewrite(ctx context.Context, key, sc string, target uint32
 		return 0, 0, err
 	}
 	purpose := krec.GetPurpose()
-	srec, err := n.localScheme(ctx, sc)
+	srec, _, err := n.readSchemeRecord(ctx, sc, raftstore.Stale)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -58,9 +58,9 @@ func usesPANKey(s *vaultpb.SchemeRecord, key string) bool {
 	return s.GetKey() == key || slices.Contains(s.GetPreviousKeys(), key)
 }
 
-// readSchemeRecord reads scheme name (linearizable) and its stored bytes.
-func (n *Node) readSchemeRecord(ctx context.Context, name string) (*vaultpb.SchemeRecord, []byte, error) {
-	v, found, err := n.store.Get(ctx, bucketSchemes, []byte(name), raftstore.Linearizable)
+// readSchemeRecord reads scheme name with mode and its stored bytes.
+func (n *Node) readSchemeRecord(ctx context.Context, name string, mode raftstore.ReadMode) (*vaultpb.SchemeRecord, []byte, error) {
+	v, found, err := n.store.Get(ctx, bucketSchemes, []byte(name), mode)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,7 +78,7 @@ func (n *Node) readSchemeRecord(ctx context.Context, name string) (*vaultpb.Sche
 // exists and is vaulted, the key exists for PAN encryption, and it is not
 // the scheme's key already. It returns the scheme record and its bytes.
 func (n *Node) checkChangeSchemeKey(ctx context.Context, p ceremony.ChangeSchemeKey) (*vaultpb.SchemeRecord, []byte, error) {
-	srec, raw, err := n.readSchemeRecord(ctx, p.Scheme)
+	srec, raw, err := n.readSchemeRecord(ctx, p.Scheme, raftstore.Linearizable)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,17 +128,4 @@ func changedSchemeKey(s *vaultpb.SchemeRecord, key string) *vaultpb.SchemeRecord
 	next.Key = key
 	next.Revision++
 	return next
-}
-
-// localScheme reads scheme name from local state (callers that need every
-// committed change put a read barrier before).
-func (n *Node) localScheme(ctx context.Context, name string) (*vaultpb.SchemeRecord, error) {
-	v, found, err := n.store.Get(ctx, bucketSchemes, []byte(name), raftstore.Stale)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("%w: %q", ErrSchemeNotFound, name)
-	}
-	return decodeScheme(v)
 }
