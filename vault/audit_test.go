@@ -39,6 +39,16 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatalf("list schemes: %v", err)
 	}
 
+	// A key named with a date stamp is served and recorded (its digit run
+	// masked like any PAN-like run in a log).
+	if _, err := c.Admin(t, 1).CreateKey(ctx, &pb.CreateKeyRequest{Name: "sig-20261125-0001", Type: pb.KeyType_KEY_TYPE_ECDSA_P256,
+		Purpose: pb.KeyPurpose_KEY_PURPOSE_SIGNING}); err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	if _, err := c.Signing(t, 1).Sign(ctx, &pb.SignRequest{Key: "sig-20261125-0001", Message: []byte("m")}); err != nil {
+		t.Fatalf("sign with a dated key name: %v", err)
+	}
+
 	raw, err := os.ReadFile(c.Nodes[1].AuditPath)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +63,7 @@ func TestAuditTrail(t *testing.T) {
 	for _, want := range []string{
 		`"method":"/panvault.v1.TokenService/Detokenize"`, `"code":"OK"`, `"code":"NOT_FOUND"`, `"reason":"TOKEN_NOT_FOUND"`,
 		`"method":"/panvault.v1.SigningService/Sign"`, `"key":"` + vault.DevKeySigning + `"`,
-		`"method":"/panvault.v1.AdminService/ListSchemes"`, `"masked":"` + token[:6],
+		`"method":"/panvault.v1.AdminService/ListSchemes"`, `"masked":"` + token[:6], `"key":"sig-202*****0001"`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("audit log of n1 lacks %s", want)

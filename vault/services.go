@@ -57,12 +57,13 @@ func maskToken(t string) string {
 
 // logName returns a scheme or key name from a request for a log line: the
 // name if it is well-formed, else only its length (a confused client may
-// send a PAN in any field).
+// send a PAN in any field), and a valid name with its PAN-like digit runs
+// masked (card.MaskPANLikeRuns: "dek-202*****0001").
 func logName(name string) string {
 	if checkName("", name) != nil {
 		return "[invalid, len " + strconv.Itoa(len(name)) + "]"
 	}
-	return name
+	return card.MaskPANLikeRuns(name)
 }
 
 // batchSize checks the item count of a batch.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"github.com/panvault/panvault/vault/card"
 	"io"
-	"regexp"
-	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -55,18 +53,10 @@ func reportItem(w io.Writer, n int, e errorJSON) {
 	fmt.Fprintf(w, "panvault: item %d: %s\n", n, e)
 }
 
-// panLike matches what could be a PAN: 12 or more digits, possibly grouped
-// by single spaces or dashes.
-var panLike = regexp.MustCompile(`\d(?:[ -]?\d){11,}`)
-
-// maskPANs replaces every PAN-like run in s by its digits masked as a PAN
-// of that length would be (card.MaskDigits: at most the BIN and the last
-// four, the masked form PCI DSS allows to be displayed).
-func maskPANs(s string) string {
-	return panLike.ReplaceAllStringFunc(s, func(run string) string {
-		return card.MaskDigits(strings.NewReplacer(" ", "", "-", "").Replace(run))
-	})
-}
+// maskPANs replaces every PAN-like run in s (12 or more digits, possibly
+// grouped by single spaces or dashes) by its digits masked as a PAN of that
+// length would be (card.MaskPANLikeRuns).
+func maskPANs(s string) string { return card.MaskPANLikeRuns(s) }
 
 // enumName strips an enum value's type prefix: CARD_BRAND_VISA -> VISA.
 func enumName(full, prefix string) string {

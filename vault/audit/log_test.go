@@ -106,6 +106,30 @@ func TestSecondOpenOfTheSameFileIsRefused(t *testing.T) {
 	}
 }
 
+// TestNamesWithDigitsAreRecorded: only the fields that carry request data
+// (masked, reason) are refused for PAN-like digits; a key named with a date
+// stamp or an identity with a UUID is recorded as it is.
+func TestNamesWithDigitsAreRecorded(t *testing.T) {
+	l, path := openLog(t, audit.Options{})
+	e := entry(0)
+	e.Key = "dek-20261125-0001"
+	e.Scheme = "cards-20261125-0001"
+	e.Identity = "spiffe://x/123e4567-e89b-12d3-a456-426614174000"
+	if err := l.Append(context.Background(), e); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"key":"dek-20261125-0001"`) || !strings.Contains(string(b), "426614174000") {
+		t.Fatalf("names not recorded as given")
+	}
+}
+
 func TestUnmaskedEntryIsRefusedWithoutLatching(t *testing.T) {
 	l, path := openLog(t, audit.Options{})
 	for _, bad := range []string{"4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "token 987654321098"} {

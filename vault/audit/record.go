@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/panvault/panvault/vault/card"
 	"strconv"
 	"strings"
 	"time"
@@ -77,11 +78,11 @@ func encodeBody(e Entry, now func() time.Time) ([]byte, error) {
 	if y := t.Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("%w: time outside years 1 to 9999", ErrInvalidEntry)
 	}
-	for _, f := range [...]struct{ name, v string }{
-		{"node", e.Node}, {"identity", e.Identity}, {"method", e.Method}, {"code", e.Code},
-		{"reason", e.Reason}, {"scheme", e.Scheme}, {"key", e.Key}, {"masked", e.Masked},
-	} {
-		if hasDigitRun(f.v) {
+	// Masked and Reason carry what the request sent; names and identities
+	// are checked where they enter (a key may well be named
+	// "dek-20261125-0001", a certificate identity carry a UUID).
+	for _, f := range [...]struct{ name, v string }{{"reason", e.Reason}, {"masked", e.Masked}} {
+		if card.HasPANLikeRun(f.v) {
 			return nil, fmt.Errorf("%w (field %s)", ErrUnmasked, f.name)
 		}
 	}
@@ -168,26 +169,4 @@ func jsonProblem(err error) string {
 	default:
 		return "malformed"
 	}
-}
-
-// hasDigitRun reports whether s holds 12 or more digits in a row, possibly
-// grouped by single spaces or dashes: what a PAN or a numeric token in clear
-// looks like. Masked forms (first 6, last 4 with the middle replaced) do not.
-func hasDigitRun(s string) bool {
-	n, sep := 0, false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			n++
-			sep = false
-			if n >= 12 {
-				return true
-			}
-		case (c == ' ' || c == '-') && n > 0 && !sep:
-			sep = true
-		default:
-			n, sep = 0, false
-		}
-	}
-	return false
 }

@@ -100,3 +100,45 @@ func TestMaskedBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestPANLikeRuns(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		has  bool
+		want string
+	}{
+		{"5500000000000004 and 37828224631000", true, "550000******0004 and 37828*****1000"},
+		{"6011 0009 9013 9424", true, "601100******9424"},
+		{"dek-20261125-0001", true, "dek-202*****0001"},
+		{"seq 12345678901 is short", false, "seq 12345678901 is short"},
+		{"411111******1111", false, "411111******1111"},
+		{"pan-encryption", false, "pan-encryption"},
+	} {
+		if got := HasPANLikeRun(tt.in); got != tt.has {
+			t.Errorf("HasPANLikeRun(len %d) = %v", len(tt.in), got)
+		}
+		if got := MaskPANLikeRuns(tt.in); got != tt.want {
+			t.Errorf("MaskPANLikeRuns = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestHasPANLikeRun(t *testing.T) {
+	for s, want := range map[string]bool{
+		"":                      false,
+		"411111******1111":      false,
+		"41111111111":           false, // 11 digits
+		"411111111111":          true,
+		"4111 1111 1111 1111":   true,
+		"4111-1111-1111-1111":   true,
+		"411111  111111":        false, // double space breaks the run
+		"411111 -111111":        false,
+		"4111  1111 1111 1111":  true, // the last 12 digits are a run
+		"tok=4111111111111111;": true,
+		"2026-01-02 03:04:05":   false,
+	} {
+		if got := HasPANLikeRun(s); got != want {
+			t.Errorf("HasPANLikeRun(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
