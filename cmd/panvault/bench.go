@@ -153,7 +153,7 @@ func runBench(ctx context.Context, io *stdio, cf *clientFlags, f *benchFlags) er
 	}
 	defer t.close()
 	if f.prefill > 0 {
-		pr, err := loadgen.Prefill(ctx, t.conns, loadgen.PrefillOptions{Scheme: opts.Scheme, Count: f.prefill,
+		pr, err := loadgen.Prefill(ctx, t.conns, loadgen.PrefillOptions{Scheme: loadgen.SchemeFor(opts.Op, opts.Scheme), Count: f.prefill,
 			Batch: f.prefillB, Concurrency: f.prefillC, Progress: io.err})
 		if err != nil {
 			return fmt.Errorf("prefill: %w", err)

@@ -27,9 +27,9 @@ func RequiredUnderCI() bool {
 	return err == nil && ci
 }
 
-// Env returns the process's temporary SoftHSM environment, or skips the test
-// (fails it under CI=true) when SoftHSM is missing.
-func Env(t testing.TB) *softhsm.Env {
+// Require skips the test (fails it under CI=true) when SoftHSM's library is
+// missing.
+func Require(t testing.TB) {
 	t.Helper()
 	if _, err := softhsm.FindLibrary(); err != nil {
 		if RequiredUnderCI() {
@@ -37,6 +37,13 @@ func Env(t testing.TB) *softhsm.Env {
 		}
 		t.Skipf("SoftHSM not available: %v", err)
 	}
+}
+
+// Env returns the process's temporary SoftHSM environment, or skips the test
+// (fails it under CI=true) when SoftHSM is missing.
+func Env(t testing.TB) *softhsm.Env {
+	t.Helper()
+	Require(t)
 	env, err := softhsm.Temp()
 	if err != nil {
 		t.Fatalf("softhsm environment: %v", err)

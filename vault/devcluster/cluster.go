@@ -284,27 +284,13 @@ func (c *Cluster) writeConfigs() error {
 		nc.Raft.StateCommitInterval = durationString(c.opts.StateCommitInterval)
 		nc.HSM.PoolSize = c.opts.HSMPoolSize
 		if c.opts.Pprof {
-			if c.pprofAddrs == nil {
-				c.pprofAddrs = map[string]string{}
-			}
-			addr, err := freePort()
-			if err != nil {
+			if nc.Debug.PprofAddr, err = stablePort(&c.pprofAddrs, n.ID); err != nil {
 				return err
 			}
-			c.pprofAddrs[n.ID] = addr
-			nc.Debug.PprofAddr = addr
 		}
-		if c.metricsAddrs == nil {
-			c.metricsAddrs = map[string]string{}
+		if nc.MetricsAddr, err = stablePort(&c.metricsAddrs, n.ID); err != nil {
+			return err
 		}
-		if c.metricsAddrs[n.ID] == "" {
-			addr, err := freePort()
-			if err != nil {
-				return err
-			}
-			c.metricsAddrs[n.ID] = addr
-		}
-		nc.MetricsAddr = c.metricsAddrs[n.ID]
 		nc.Log.Format = c.opts.NodeLogFormat
 		nc.Log.Level = c.opts.NodeLogLevel
 		b, err := nc.encode()
@@ -509,4 +495,23 @@ func (c *Cluster) TLSConfig(who Identity) *tls.Config {
 		return c.adminTLS.Clone()
 	}
 	return c.clientTLS.Clone()
+}
+
+// stablePort returns node id's address in *m, picking a free port the
+// first time: a node keeps its listener address for the Cluster's life, so
+// rewriting the configurations (a node added) never points a running node's
+// NodeInfo at a port nobody listens on.
+func stablePort(m *map[string]string, id string) (string, error) {
+	if *m == nil {
+		*m = map[string]string{}
+	}
+	if a := (*m)[id]; a != "" {
+		return a, nil
+	}
+	a, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	(*m)[id] = a
+	return a, nil
 }

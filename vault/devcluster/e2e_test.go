@@ -431,6 +431,9 @@ func checkIdempotent(t *testing.T, ctx context.Context, cl *client, pans, tokens
 	if err != nil {
 		t.Fatalf("retry batch: %v", err)
 	}
+	if len(resp.GetResults()) != len(req.Items) {
+		t.Fatalf("retry batch: %d results for %d items", len(resp.GetResults()), len(req.Items))
+	}
 	for j, r := range resp.GetResults() {
 		i := idx[j]
 		if got := r.GetSuccess().GetToken(); got != tokens[i] {
@@ -463,6 +466,9 @@ func detokenizeAll(t *testing.T, ctx context.Context, cl *client, node string, p
 		}
 		if err != nil {
 			t.Fatalf("DetokenizeBatch on %s: %v", node, err)
+		}
+		if len(resp.GetResults()) != len(req.Items) {
+			t.Fatalf("DetokenizeBatch on %s: %d results for %d items", node, len(resp.GetResults()), len(req.Items))
 		}
 		for j, r := range resp.GetResults() {
 			i := s + j

@@ -6,18 +6,20 @@ import (
 	"time"
 
 	pb "github.com/panvault/panvault/proto/panvault/v1"
+	"github.com/panvault/panvault/vault"
 )
 
-// Names of what Provision creates.
+// Names of what Provision creates: the vault's dev names (vault/devsetup.go),
+// which in-process test clusters use too.
 const (
-	KeyPANEncryption  = "pan-encryption"
-	KeyPANFingerprint = "pan-fingerprint"
-	KeyPANFPE         = "pan-fpe"
-	KeySigning        = "payments-p256"
+	KeyPANEncryption  = vault.DevKeyPAN
+	KeyPANFingerprint = vault.DevKeyFingerprint
+	KeyPANFPE         = vault.DevKeyFF1
+	KeySigning        = vault.DevKeySigning
 
-	SchemePAN    = "pan"     // vaulted, keeps 6+4, Luhn fail
-	SchemePANDet = "pan-det" // vaulted, deterministic, keeps 6+4, Luhn fail
-	SchemePANFF1 = "pan-ff1" // FF1, keeps leading 6, Luhn fail, lengths 13-19
+	SchemePAN    = vault.DevSchemeVaulted       // vaulted, keeps 6+4, Luhn fail
+	SchemePANDet = vault.DevSchemeDeterministic // vaulted, deterministic, keeps 6+4, Luhn fail
+	SchemePANFF1 = vault.DevSchemeFF1           // FF1, keeps leading 6, Luhn fail, lengths 13-19
 )
 
 // DefaultKeys returns the keys Provision creates (fresh messages each call).
@@ -31,19 +33,8 @@ func DefaultKeys() []*pb.CreateKeyRequest {
 }
 
 // DefaultSchemes returns the schemes Provision creates (fresh messages each
-// call). pan-ff1 allows lengths 13 to 19: a 12-digit PAN keeping 6 digits
-// under Luhn fail leaves 10^5 FF1 values, below the 10^6 floor.
-func DefaultSchemes() []*pb.Scheme {
-	fail := pb.LuhnRule_LUHN_RULE_FAIL
-	return []*pb.Scheme{
-		{Name: SchemePAN, Mode: pb.SchemeMode_SCHEME_MODE_VAULTED, KeepLeading: 6, KeepTrailing: 4, LuhnRule: fail,
-			Key: KeyPANEncryption},
-		{Name: SchemePANDet, Mode: pb.SchemeMode_SCHEME_MODE_VAULTED, KeepLeading: 6, KeepTrailing: 4, LuhnRule: fail,
-			Deterministic: true, Key: KeyPANEncryption, FingerprintKey: KeyPANFingerprint},
-		{Name: SchemePANFF1, Mode: pb.SchemeMode_SCHEME_MODE_FF1, KeepLeading: 6, KeepTrailing: 0, LuhnRule: fail,
-			Key: KeyPANFPE, AllowedLengths: []uint32{13, 14, 15, 16, 17, 18, 19}},
-	}
-}
+// call): vault.DevSchemes.
+func DefaultSchemes() []*pb.Scheme { return vault.DevSchemes() }
 
 // Provision creates DefaultKeys and DefaultSchemes through the admin API of a
 // running node, then the dev custodians (ProvisionCustodians). Creation is

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"github.com/panvault/panvault/vault"
 	"io"
 	"time"
 )
@@ -43,9 +44,9 @@ func ParseOp(s string) (Op, error) {
 
 // Defaults of Options fields left zero.
 const (
-	DefaultScheme      = "pan"
-	DefaultFF1Scheme   = "pan-ff1"
-	DefaultSigningKey  = "payments-p256"
+	DefaultScheme      = vault.DevSchemeVaulted
+	DefaultFF1Scheme   = vault.DevSchemeFF1
+	DefaultSigningKey  = vault.DevKeySigning
 	DefaultConcurrency = 64
 	DefaultDuration    = 10 * time.Second
 	DefaultBatch       = 100
@@ -55,7 +56,7 @@ const (
 	SignMessageSize = 256
 	// MaxBatch is the largest Batch accepted (the server's cap, see
 	// vault.MaxBatchItems).
-	MaxBatch = 1000
+	MaxBatch = vault.MaxBatchItems
 	// MaxConcurrency bounds Options.Concurrency.
 	MaxConcurrency = 4096
 )
@@ -99,6 +100,18 @@ type Options struct {
 }
 
 // withDefaults validates o and fills in defaults.
+// SchemeFor is the scheme a run of op uses when scheme is empty: the FF1
+// dev scheme for OpTokenizeFF1, the vaulted one otherwise.
+func SchemeFor(op Op, scheme string) string {
+	switch {
+	case scheme != "":
+		return scheme
+	case op == OpTokenizeFF1:
+		return DefaultFF1Scheme
+	}
+	return DefaultScheme
+}
+
 func (o Options) withDefaults() (Options, error) {
 	if _, err := ParseOp(string(o.Op)); err != nil {
 		return o, err
@@ -123,12 +136,7 @@ func (o Options) withDefaults() (Options, error) {
 	case o.Batch < 1 || o.Batch > MaxBatch:
 		return o, fmt.Errorf("%w: batch %d outside 1..%d", ErrInvalidOptions, o.Batch, MaxBatch)
 	}
-	if o.Scheme == "" {
-		o.Scheme = DefaultScheme
-		if o.Op == OpTokenizeFF1 {
-			o.Scheme = DefaultFF1Scheme
-		}
-	}
+	o.Scheme = SchemeFor(o.Op, o.Scheme)
 	if o.Key == "" {
 		o.Key = DefaultSigningKey
 	}

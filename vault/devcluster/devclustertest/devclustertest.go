@@ -19,7 +19,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/panvault/panvault/softhsm"
 	"github.com/panvault/panvault/softhsm/softhsmtest"
 	"github.com/panvault/panvault/vault/card"
 )
@@ -28,12 +27,7 @@ import (
 // under CI=true (CI must never pass by skipping the HSM tests).
 func RequireSoftHSM(t testing.TB) {
 	t.Helper()
-	if _, err := softhsm.FindLibrary(); err != nil {
-		if softhsmtest.RequiredUnderCI() {
-			t.Fatalf("SoftHSM is required under CI: %v", err)
-		}
-		t.Skipf("SoftHSM not available: %v", err)
-	}
+	softhsmtest.Require(t)
 }
 
 var build struct {
