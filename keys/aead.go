@@ -93,7 +93,7 @@ func (h *HSM) withGCM(ctx context.Context, ref KeyRef, nonce, aad []byte,
 		}
 		params := pkcs11.NewGCMParams(nonce, aad, GCMTagSize*8)
 		defer params.Free()
-		if err := start(h.p, sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, kh); err != nil {
+		if err := start(h.p, sh, mech(pkcs11.CKM_AES_GCM, params), kh); err != nil {
 			return fmt.Errorf("gcm init: %w", err)
 		}
 		return op(sh)

@@ -34,10 +34,7 @@ func (n *Node) runCeremonySweep() {
 
 func (n *Node) sweepCeremonies() {
 	ctx := n.ctx
-	if _, found, err := n.store.Get(ctx, bucketCeremonyMeta, []byte(metaRegistry), raftstore.Stale); err != nil || !found {
-		return
-	}
-	base, err := n.readCeremonyBase(ctx, raftstore.Stale)
+	base, err := n.readCeremonyBase(ctx, raftstore.Stale) // ErrCustodiansNotInitialised until custodians are
 	if err != nil {
 		return
 	}

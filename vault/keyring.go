@@ -8,6 +8,7 @@ import (
 
 	"github.com/panvault/panvault/keys"
 	"github.com/panvault/panvault/raftstore"
+	"github.com/panvault/panvault/vault/ceremony"
 	"github.com/panvault/panvault/vault/vaultpb"
 )
 
@@ -374,16 +375,11 @@ func checkState(rec *vaultpb.KeyRecord, v *vaultpb.KeyVersionRecord, use keyUse)
 	return nil
 }
 
+// purposeName is p's name as ceremonies print it ("pan-encryption"), so a
+// key's purpose is spelled one way in errors, logs and ceremony outcomes.
 func purposeName(p vaultpb.KeyPurpose) string {
-	switch p {
-	case vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION:
-		return "pan encryption"
-	case vaultpb.KeyPurpose_KEY_PURPOSE_FPE:
-		return "fpe"
-	case vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT:
-		return "fingerprints"
-	case vaultpb.KeyPurpose_KEY_PURPOSE_SIGNING:
-		return "signing"
+	if cp := ceremony.Purpose(p); cp.Valid() {
+		return cp.String()
 	}
 	return "unspecified"
 }

@@ -141,11 +141,13 @@ func TestPassMatchesPlain(t *testing.T) {
 		if err := fp.DecryptBatch(tweaks, a); err != nil {
 			t.Fatal(err)
 		}
-		if err := fa.Decrypt(tweaks[0], b[0]); err != nil {
+		if err := fa.DecryptBatch(tweaks, b); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(a[0], b[0]) {
-			t.Fatalf("radix %d n %d: pass and plain disagree on decrypt", radix, n)
+		for i := range a {
+			if !bytes.Equal(a[i], b[i]) {
+				t.Fatalf("radix %d n %d item %d: pass and plain disagree on decrypt", radix, n, i)
+			}
 		}
 		if pc.Opened() != 2 || pc.Closed() != 2 || pc.Misuses() != 0 {
 			t.Fatalf("opened %d closed %d misuses %d", pc.Opened(), pc.Closed(), pc.Misuses())

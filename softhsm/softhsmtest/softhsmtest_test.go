@@ -71,6 +71,7 @@ func TestMissingSoftHSM(t *testing.T) {
 
 // New gives a usable token that is gone after the test.
 func TestNew(t *testing.T) {
+	softhsmtest.Require(t)
 	var tok *softhsm.Token
 	t.Run("use", func(t *testing.T) {
 		tok = softhsmtest.New(t, "a-rather-long-label-for-a-token")

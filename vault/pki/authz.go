@@ -186,8 +186,6 @@ func (a *Authorizer) VerifyNodeCert(leaf *x509.Certificate) error {
 	if err != nil {
 		return err
 	}
-	if a.Roles(id)&RoleNode == 0 {
-		return fmt.Errorf("pki: identity %q is not a cluster node: %w", id, ErrPermissionDenied)
-	}
-	return nil
+	_, err = a.Authorize(id, RoleNode)
+	return err
 }
