@@ -3,13 +3,10 @@ package vault
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/panvault/panvault/proto/panvault/v1"
 	"github.com/panvault/panvault/vault/audit"
@@ -49,17 +46,16 @@ func auditedMethod(fullMethod string) bool {
 	return false
 }
 
-// auditCall appends the entry of a finished call whose (mapped) error is
-// err; it returns ErrAuditUnavailable when the log did not take it.
-func (n *Node) auditCall(ctx context.Context, fullMethod string, c caller, ri *reqInfo, err error) error {
-	st := status.Convert(err)
+// auditCall appends the entry of a finished call whose outcome is code and
+// reason; it returns ErrAuditUnavailable when the log did not take it.
+func (n *Node) auditCall(ctx context.Context, fullMethod string, c caller, ri *reqInfo, code codes.Code, reason string) error {
 	e := audit.Entry{
 		Time:     n.now(),
 		Node:     n.id,
 		Identity: c.identity,
 		Method:   fullMethod,
-		Code:     codeName(st.Code()),
-		Reason:   statusReason(st),
+		Code:     CodeName(code),
+		Reason:   reason,
 		Scheme:   ri.scheme,
 		Key:      ri.key,
 		Masked:   ri.masked,
@@ -69,32 +65,7 @@ func (n *Node) auditCall(ctx context.Context, fullMethod string, c caller, ri *r
 	defer cancel()
 	if aerr := n.audit.Append(actx, e); aerr != nil {
 		n.log.Error("audit append failed: call refused", "method", fullMethod, "err", aerr)
-		return fmt.Errorf("%w", ErrAuditUnavailable)
+		return ErrAuditUnavailable
 	}
 	return nil
-}
-
-// codeName is the canonical upper-case name of a gRPC code ("NOT_FOUND").
-func codeName(c codes.Code) string {
-	var b strings.Builder
-	prevLower := false
-	for _, r := range c.String() {
-		upper := r >= 'A' && r <= 'Z'
-		if upper && prevLower {
-			b.WriteByte('_')
-		}
-		prevLower = !upper
-		b.WriteRune(r)
-	}
-	return strings.ToUpper(b.String())
-}
-
-// statusReason is the panvault reason in st's ErrorInfo, if any.
-func statusReason(st *status.Status) string {
-	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			return ei.GetReason()
-		}
-	}
-	return ""
 }

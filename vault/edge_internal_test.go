@@ -464,9 +464,9 @@ func TestCoalescerMergesBatchJobs(t *testing.T) {
 
 func TestCodeName(t *testing.T) {
 	for c, want := range map[codes.Code]string{codes.OK: "OK", codes.NotFound: "NOT_FOUND",
-		codes.InvalidArgument: "INVALID_ARGUMENT", codes.Unavailable: "UNAVAILABLE", codes.DeadlineExceeded: "DEADLINE_EXCEEDED"} {
-		if got := codeName(c); got != want {
-			t.Errorf("codeName(%v) = %q, want %q", c, got, want)
+		codes.InvalidArgument: "INVALID_ARGUMENT", codes.Unavailable: "UNAVAILABLE", codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.Canceled: "CANCELLED", codes.Code(99): "CODE(99)"} {
+		if got := CodeName(c); got != want {
+			t.Errorf("CodeName(%v) = %q, want %q", c, got, want)
 		}
 	}
 }

@@ -127,9 +127,9 @@ func (n *Node) unaryEdge(ctx context.Context, req any, info *grpc.UnaryServerInf
 	if err == nil {
 		resp, err = handler(ctx, req)
 	}
-	err = statusOf(err)
+	err, code, reason := mapError(err)
 	if n.audit != nil && auditedMethod(info.FullMethod) {
-		if aerr := n.auditCall(ctx, info.FullMethod, c, ri, err); aerr != nil {
+		if aerr := n.auditCall(ctx, info.FullMethod, c, ri, code, reason); aerr != nil {
 			err = statusOf(aerr) // the answer does not leave unaudited
 		}
 	}

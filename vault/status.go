@@ -196,11 +196,18 @@ func violations(err error, relabel func(string) string) []*card.RuleError {
 // google.rpc.ErrorInfo (reason) and google.rpc.BadRequest (field violations)
 // details. nil stays nil.
 func statusOf(err error) error {
+	s, _, _ := mapError(err)
+	return s
+}
+
+// mapError is statusOf returning also the code and the reason it attached
+// (none for an error that was a status already), for the audit entry.
+func mapError(err error) (error, codes.Code, string) {
 	if err == nil {
-		return nil
+		return nil, codes.OK, ""
 	}
-	if _, ok := directStatus(err); ok {
-		return err
+	if s, ok := directStatus(err); ok {
+		return err, s.Code(), ""
 	}
 	code, reason, msg := classify(err)
 	st := status.New(code, msg)
@@ -221,7 +228,22 @@ func statusOf(err error) error {
 			st = withDetails
 		}
 	}
-	return st.Err()
+	return st.Err(), code, reason
+}
+
+// codeNames are the canonical names of the gRPC codes (as in the gRPC
+// specification and google.rpc.Code), indexed by code.
+var codeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
+// CodeName returns c's canonical upper-snake name ("INVALID_ARGUMENT"),
+// "CODE(n)" for a code outside the specification.
+func CodeName(c codes.Code) string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return "CODE(" + strconv.Itoa(int(c)) + ")"
 }
 
 // itemErrorOf converts the error of batch item i to an ItemError. Field

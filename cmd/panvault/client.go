@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/panvault/panvault/vault"
 	"github.com/panvault/panvault/vault/pki"
 )
 
@@ -234,20 +235,7 @@ func (c *cluster) call(ctx context.Context, rp retryPolicy, fn func(ctx context.
 }
 
 // codeName returns a gRPC code as its canonical upper-snake name (INVALID_ARGUMENT).
-func codeName(c codes.Code) string {
-	s := c.String()
-	if c == codes.OK {
-		return "OK"
-	}
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToUpper(b.String())
-}
+func codeName(c codes.Code) string { return vault.CodeName(c) }
 
 // errorJSON is how errors appear in --output json.
 type errorJSON struct {

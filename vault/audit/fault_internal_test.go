@@ -229,18 +229,18 @@ func TestCloseWritesWhatIsQueued(t *testing.T) {
 	const n = 5
 	errs := make(chan error, n)
 	go func() { errs <- l.Append(context.Background(), testEntry(0)) }()
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first append never reached sync")
+	}
 	for i := 1; i < n; i++ {
 		go func() { errs <- l.Append(context.Background(), testEntry(i)) }()
 	}
-	for l.queued() < n-1 {
-		time.Sleep(100 * time.Microsecond)
-	}
+	waitUntil(t, "appends queued", func() bool { return l.queued() >= n-1 })
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
-	for !l.isClosed() {
-		time.Sleep(100 * time.Microsecond)
-	}
+	waitUntil(t, "close started", l.isClosed)
 	if err := l.Append(context.Background(), testEntry(99)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append while closing: %v, want ErrClosed", err)
 	}
@@ -268,4 +268,17 @@ func (l *Log) isClosed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.closed
+}
+
+// waitUntil polls cond for up to 10 s, failing the test (instead of hanging
+// until go test's timeout) when it never holds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
