@@ -132,7 +132,8 @@ func (x *execution) discard(n *Node) {
 // quorum: the HSM work first, then one write of the results, the new state
 // and the log entry (compare-and-set on the log head and on every record
 // it changes). A concurrent step makes it start again; another node
-// executing it first makes it return that node's result.
+// executing it first (seen at the commit, or as the cause of a failed
+// preparation) makes it return that node's result.
 func (n *Node) executeCeremony(ctx context.Context, id string) (ceremony.State, *ceremony.Registry, bool, error) {
 	n.execMu.Lock()
 	defer n.execMu.Unlock()
@@ -150,6 +151,15 @@ func (n *Node) executeCeremony(ctx context.Context, id string) (ceremony.State, 
 		}
 		x, err := n.prepare(ctx, st)
 		if err != nil {
+			// Another node (the leader's sweep, another approver) may have
+			// carried it out meanwhile, which can be why preparing failed
+			// (the key version it generated is loaded here already): then
+			// its result is the answer.
+			if base2, err2 := n.readCeremonyBase(ctx, raftstore.Linearizable); err2 == nil {
+				if st2, err2 := n.readCeremonyState(ctx, id, raftstore.Stale); err2 == nil && st2.Status != ceremony.StatusPending {
+					return st2, base2.reg, false, nil
+				}
+			}
 			return ceremony.State{}, nil, false, err // passing (HSM, store): retried later
 		}
 		now := n.now()
