@@ -200,6 +200,9 @@ func (n *Node) requireCurrentMasterKey(ctx context.Context) error {
 	if err != nil || !found {
 		return err
 	}
+	if cur, ok := n.hsm.MasterKeyKCV(); ok && bytes.Equal(cur[:], rec.GetKcv()) {
+		return nil // the usual case: no switch, no reload of every key
+	}
 	n.applyMasterKey(ctx)
 	if cur, ok := n.hsm.MasterKeyKCV(); !ok || !bytes.Equal(cur[:], rec.GetKcv()) {
 		return fmt.Errorf("%w: this node's hsm does not use the cluster's master key %X", keys.ErrMasterKeyMismatch, rec.GetKcv())

@@ -136,13 +136,9 @@ func (n *Node) detokenizeVaulted(ctx context.Context, e *schemeEntry, tokens []s
 // openPAN decrypts a token record's PAN in the HSM with the key and version
 // the record names (schemekey.go: not necessarily the scheme's key now).
 func (n *Node) openPAN(ctx context.Context, e *schemeEntry, token string, rec *vaultpb.TokenRecord) (card.PAN, error) {
-	kv, err := n.keyring.resolve(ctx, recordKey(e.rec, rec), rec.GetKeyVersion(), vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useDecrypt)
+	digits, err := n.openSealed(ctx, e.rec, token, rec)
 	if err != nil {
 		return card.PAN{}, err
-	}
-	digits, err := n.hsm.Open(ctx, kv.ref, rec.GetSealed(), panAAD(e.name(), token, rec.GetKeyVersion()))
-	if err != nil {
-		return card.PAN{}, fmt.Errorf("open sealed pan: %w", err)
 	}
 	// The PAN was validated when it was sealed; parse it leniently (a
 	// non-Luhn UnionPay PAN is legitimate where the scheme allowed it).
@@ -152,4 +148,19 @@ func (n *Node) openPAN(ctx context.Context, e *schemeEntry, token string, rec *v
 		return card.PAN{}, fmt.Errorf("%w: sealed value is not a pan", ErrCorruptRecord)
 	}
 	return pan, nil
+}
+
+// openSealed returns the PAN digits sealed in rec, a record of scheme s
+// under token: opened in the HSM with the key and version the record names.
+// The caller clears them.
+func (n *Node) openSealed(ctx context.Context, s *vaultpb.SchemeRecord, token string, rec *vaultpb.TokenRecord) ([]byte, error) {
+	kv, err := n.keyring.resolve(ctx, recordKey(s, rec), rec.GetKeyVersion(), vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useDecrypt)
+	if err != nil {
+		return nil, err
+	}
+	digits, err := n.hsm.Open(ctx, kv.ref, rec.GetSealed(), panAAD(s.GetName(), token, rec.GetKeyVersion()))
+	if err != nil {
+		return nil, fmt.Errorf("open sealed pan: %w", err)
+	}
+	return digits, nil
 }

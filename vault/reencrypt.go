@@ -545,7 +545,7 @@ func belowTarget(purpose vaultpb.KeyPurpose, s *vaultpb.SchemeRecord, key string
 func (r *reencryptor) resealOps(ctx context.Context, s *vaultpb.SchemeRecord, toKey string, item raftstore.KV, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]raftstore.Op, error) {
 	sc := s.GetName()
 	token := string(item.Key[len(sc)+1:])
-	sealed, err := r.reseal(ctx, recordKey(s, rec), sc, token, rec, to)
+	sealed, err := r.reseal(ctx, s, token, rec, to)
 	if err != nil {
 		return nil, err
 	}
@@ -558,18 +558,12 @@ func (r *reencryptor) resealOps(ctx context.Context, s *vaultpb.SchemeRecord, to
 	return []raftstore.Op{raftstore.CompareAndSet(bucketTokens, item.Key, item.Value, v)}, nil
 }
 
-// reseal opens rec's sealed PAN with its version of key and seals it under
-// to.
-func (r *reencryptor) reseal(ctx context.Context, key, sc, token string, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]byte, error) {
-	n := r.n
-	from, err := n.keyring.resolve(ctx, key, rec.GetKeyVersion(), vaultpb.KeyPurpose_KEY_PURPOSE_PAN_ENCRYPTION, useDecrypt)
+// reseal opens rec's sealed PAN (openSealed) and seals it under to.
+func (r *reencryptor) reseal(ctx context.Context, s *vaultpb.SchemeRecord, token string, rec *vaultpb.TokenRecord, to keys.KeyRef) ([]byte, error) {
+	digits, err := r.n.openSealed(ctx, s, token, rec)
 	if err != nil {
 		return nil, err
 	}
-	digits, err := n.hsm.Open(ctx, from.ref, rec.GetSealed(), panAAD(sc, token, rec.GetKeyVersion()))
-	if err != nil {
-		return nil, fmt.Errorf("open sealed pan: %w", err)
-	}
 	defer clear(digits)
-	return n.hsm.Seal(ctx, to, digits, panAAD(sc, token, to.Version))
+	return r.n.hsm.Seal(ctx, to, digits, panAAD(s.GetName(), token, to.Version))
 }
