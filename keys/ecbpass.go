@@ -163,8 +163,4 @@ func (p *ecbPass) release() {
 // lentBeforeDiscard reports whether s was lent before the pool last
 // discarded its sessions (a recovery found them all closed): its handle must
 // not be used again, and put drops it.
-func (pl *pool) lentBeforeDiscard(s *session) bool {
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	return s.epoch != pl.epoch
-}
+func (pl *pool) lentBeforeDiscard(s *session) bool { return s.epoch != pl.epoch.Load() }

@@ -30,9 +30,11 @@ type pool struct {
 	slot uint
 	sem  chan struct{}
 
-	mu      sync.Mutex
-	idle    []*session
-	epoch   uint64 // sessions opened before a discard have an older epoch
+	mu   sync.Mutex
+	idle []*session
+	// epoch: sessions opened before a discard have an older one. Written
+	// under mu (with idle); read without it where only staleness matters.
+	epoch   atomic.Uint64
 	closed  bool
 	dropped atomic.Uint64
 
@@ -76,7 +78,7 @@ func (pl *pool) get(ctx context.Context) (*session, error) {
 		s = pl.idle[n-1]
 		pl.idle = pl.idle[:n-1]
 	}
-	epoch := pl.epoch
+	epoch := pl.epoch.Load()
 	pl.mu.Unlock()
 	if s == nil {
 		h, err := pl.p.OpenSession(pl.slot, pkcs11.CKF_SERIAL_SESSION)
@@ -95,7 +97,7 @@ func (pl *pool) get(ctx context.Context) (*session, error) {
 func (pl *pool) put(s *session) {
 	pl.mu.Lock()
 	switch {
-	case s.epoch != pl.epoch:
+	case s.epoch != pl.epoch.Load():
 		pl.mu.Unlock()
 		pl.dropped.Add(1)
 	case pl.closed:
@@ -112,10 +114,7 @@ func (pl *pool) put(s *session) {
 // gone it is dropped without another call; otherwise it is closed.
 func (pl *pool) evict(s *session, err error) {
 	pl.evicted.Add(1)
-	pl.mu.Lock()
-	current := s.epoch == pl.epoch
-	pl.mu.Unlock()
-	if current && !sessionGone(err) {
+	if s.epoch == pl.epoch.Load() && !sessionGone(err) {
 		_ = pl.p.CloseSession(s.h)
 	}
 	<-pl.sem
@@ -135,7 +134,7 @@ func sessionGone(err error) bool {
 // pool's back.
 func (pl *pool) discard() {
 	pl.mu.Lock()
-	pl.epoch++
+	pl.epoch.Add(1)
 	pl.dropped.Add(uint64(len(pl.idle)))
 	pl.idle = nil
 	pl.mu.Unlock()
