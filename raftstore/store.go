@@ -95,10 +95,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: open raft log: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = s.bolt.Close() })
-	// Recent entries for replication and apply: 128 entries of up to
-	// MaxBatchBytes (batch workloads make entries of ~100 KiB; 512 of them
-	// held 60 MB of heap per node).
-	if s.logs, err = raft.NewLogCache(128, s.bolt); err != nil {
+	if s.logs, err = raft.NewLogCache(LogCacheEntries, s.bolt); err != nil {
 		return nil, fmt.Errorf("raftstore: log cache: %w", err)
 	}
 	if s.snaps, err = raft.NewFileSnapshotStoreWithLogger(c.DataDir, c.RetainSnapshots, logger.Named("snapshot")); err != nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/panvault/panvault/raftstore"
 )
 
 // RaftRun is one measurement of RaftApply: Concurrency goroutines each
@@ -219,7 +221,7 @@ func startRaftCluster(ctx context.Context, dir string, n int, useTLS bool) (c *r
 		if err != nil {
 			return nil, fmt.Errorf("%w: raft log: %w", ErrProbe, err)
 		}
-		logs, err := raft.NewLogCache(512, nd.store)
+		logs, err := raft.NewLogCache(raftstore.LogCacheEntries, nd.store) // as raftstore runs
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrProbe, err)
 		}
