@@ -65,12 +65,21 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		}
 	}()
 
-	// Bind the API port first: a port conflict fails before anything is opened.
+	// Bind the API and metrics ports first (pprof just below; Raft's when
+	// the store opens, before it bootstraps or joins): a port conflict fails
+	// before anything is opened and before the cluster's membership changes.
 	lis, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("listen api_addr %s: %w", cfg.APIAddr, err)
 	}
 	defer lis.Close()
+	var metricsLis net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLis, err = listenMetrics(cfg.MetricsAddr); err != nil {
+			return err
+		}
+		defer metricsLis.Close()
+	}
 
 	applyRuntimeConfig(cfg.Runtime, log)
 	if cfg.Debug.PprofAddr != "" {
@@ -176,8 +185,8 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 	if _, ok := hsm.MasterKeyKCV(); !ok {
 		return noMK()
 	}
-	if cfg.MetricsAddr != "" {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, serverTLS, node, log)
+	if metricsLis != nil {
+		stopMetrics, err := serveMetrics(metricsLis, serverTLS, node, log)
 		if err != nil {
 			return err
 		}

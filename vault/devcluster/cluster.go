@@ -366,22 +366,37 @@ func (c *Cluster) startAllOnce(ctx context.Context) error {
 	return err
 }
 
-// repickTakenPorts gives new ports to never-started nodes whose log reports a
-// bind failure, recomputes the join lists of never-started nodes and rewrites
-// the configs. It reports whether anything changed.
+// repickTakenPorts gives new ports in place of the ones a never-started
+// node's last run found taken (its log names them), recomputes the join
+// lists of never-started nodes and rewrites the configs. It reports whether
+// anything changed. The server binds every port before it bootstraps or
+// joins, so a node that failed on a bind has not changed the membership and
+// its Raft address may change too.
 func (c *Cluster) repickTakenPorts() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := false
 	for i := range c.st.Nodes {
 		n := &c.st.Nodes[i]
-		if n.Removed || n.Started || !bindFailed(pathsFor(c.opts.Dir, n.ID).Log) {
+		if n.Removed || n.Started {
 			continue
 		}
-		if err := n.pickPorts(); err != nil {
-			return false
+		taken := takenAddrs(pathsFor(c.opts.Dir, n.ID).Log)
+		for _, a := range []*string{&n.APIAddr, &n.RaftAddr} {
+			if taken[*a] {
+				p, err := freePort()
+				if err != nil {
+					return false
+				}
+				*a, changed = p, true
+			}
 		}
-		changed = true
+		for _, m := range []map[string]string{c.metricsAddrs, c.pprofAddrs} {
+			if a, ok := m[n.ID]; ok && taken[a] {
+				delete(m, n.ID) // writeConfigs picks a new one
+				changed = true
+			}
+		}
 	}
 	if !changed {
 		return false

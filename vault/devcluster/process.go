@@ -38,7 +38,7 @@ func (c *Cluster) spawnNode(id string, p nodePaths) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(logf, "\n# devcluster: starting %s at %s\n", id, time.Now().UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(logf, "\n%s %s at %s\n", startMarker, id, time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.opts.Binary, "server", "--config", p.Config)
 	cmd.Env = childEnv(p.SoftHSMConf)
 	cmd.Stdout = logf
@@ -127,6 +127,9 @@ func (c *Cluster) runStep(ctx context.Context, softhsmConf string, args ...strin
 	}
 	return stdout.Bytes(), nil
 }
+
+// startMarker begins each run's section of a node's log.
+const startMarker = "# devcluster: starting"
 
 // logTail returns the last lines of a node's log, for error messages. Node
 // logs never contain PANs, PINs or key material.

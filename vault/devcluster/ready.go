@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -83,7 +85,25 @@ func (c *Cluster) waitReady(ctx context.Context, id string, addr string, p *proc
 	}
 }
 
-// bindFailed reports whether a node's log says a port was taken.
-func bindFailed(logPath string) bool {
-	return strings.Contains(logTail(logPath, 30), "address already in use")
+// takenAddrs returns the addresses the node's last run (the log after the
+// last "# devcluster: starting" line) could not bind because they were in
+// use.
+func takenAddrs(logPath string) map[string]bool {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return nil
+	}
+	run := string(b)
+	if i := strings.LastIndex(run, startMarker); i >= 0 {
+		run = run[i:]
+	}
+	taken := map[string]bool{}
+	for _, m := range bindInUse.FindAllStringSubmatch(run, -1) {
+		taken[m[1]] = true
+	}
+	return taken
 }
+
+// bindInUse matches Go's error for a taken port: "listen tcp ADDR: bind:
+// address already in use".
+var bindInUse = regexp.MustCompile(`listen tcp ([0-9.:\[\]a-fA-F]+): bind: address already in use`)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -92,13 +94,44 @@ func (n *nodeState) pickPorts() error {
 	return nil
 }
 
+// freePort returns a loopback address with a port that was free a moment
+// ago. It picks below the kernel's ephemeral range: a port the kernel hands
+// out itself (to "127.0.0.1:0" or to any outgoing connection, and a test
+// run makes thousands) can be taken by another process between this probe
+// and the node's bind, one chosen outside that range only by a program that
+// names it.
 func freePort() (string, error) {
+	lo, hi := explicitPortRange()
+	for try := 0; hi > lo && try < 64; try++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("devcluster: pick a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// explicitPortRange is the range freePort picks from: the 10,000 ports
+// below the ephemeral range (Linux: ip_local_port_range, 32768 unless
+// configured; elsewhere 32768 too, below the IANA range 49152-65535 that
+// BSDs and macOS use), never below 10000.
+func explicitPortRange() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 0 {
+				hi = v
+			}
+		}
+	}
+	lo = max(hi-10000, 10000)
+	return lo, hi
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename.
