@@ -38,7 +38,10 @@ func (f *clientFlags) register(root *cobra.Command) {
 	pf.StringVar(&f.addr, "addr", "", "node address host:port, comma-separated for fail-over (default $"+envAddr+")")
 	pf.StringVar(&f.cacert, "cacert", "", "CA certificate file (default $"+envCACert+")")
 	pf.StringVar(&f.cert, "cert", "", "client certificate file (default $"+envCert+")")
-	pf.StringVar(&f.key, "key", "", "client private key file (default $"+envKey+")")
+	// Not --key: sign, verify, scheme create and ceremony change-scheme-key
+	// name a vault key with --key, and a command's own flag would hide a
+	// global one of the same name.
+	pf.StringVar(&f.key, "tls-key", "", "client private key file (default $"+envKey+")")
 	pf.StringVarP(&f.output, "output", "o", "text", `output format: "text" or "json"`)
 	pf.DurationVar(&f.timeout, "timeout", 60*time.Second, "overall deadline of a client command, retries included")
 }

@@ -91,8 +91,8 @@ func TestCLIErrorsMaskPANs(t *testing.T) {
 			t.Errorf("args %d: a PAN was echoed", len(args)) // never the output that holds it
 			continue
 		}
-		if code != 1 || !strings.Contains(stderr, "unknown command") || !strings.Contains(out+stderr, "411111******1111") {
-			t.Errorf("args %d: exit %d, stdout %q, stderr %q; want exit 1 and the masked PAN", len(args), code, out, stderr)
+		if code != 2 || !strings.Contains(stderr, "unknown command") || !strings.Contains(out+stderr, "411111******1111") {
+			t.Errorf("args %d: exit %d, stdout %q, stderr %q; want exit 2 (a usage error) and the masked PAN", len(args), code, out, stderr)
 		}
 	}
 	for in, want := range map[string]string{
@@ -103,6 +103,27 @@ func TestCLIErrorsMaskPANs(t *testing.T) {
 	} {
 		if got := maskPANs(in); got != want {
 			t.Errorf("maskPANs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Command-line mistakes exit 2, as docs/cli.md says, and name what is wrong
+// (TestAuditVerifyCommandUsage checks that an error of the work itself exits 1).
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"sign", "--key", "payments-p256"}, "arg"},
+		{[]string{"sign", "a.xml"}, `required flag(s) "key" not set`},
+		{[]string{"verify", "--key", "k", "a.xml"}, "arg"},
+		{[]string{"cluster", "remove"}, "arg"},
+		{[]string{"scheme", "list", "--bogus"}, "unknown flag"},
+	} {
+		code, out, stderr := runCLI(t, "", tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, out, stderr, tc.want)
 		}
 	}
 }

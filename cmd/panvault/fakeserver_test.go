@@ -92,7 +92,7 @@ func fakeVault(t *testing.T, register func(*grpc.Server)) []string {
 	register(s)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	return []string{"--addr", lis.Addr().String(), "--cacert", client.CA, "--cert", client.Cert, "--key", client.Key, "--timeout", "10s"}
+	return []string{"--addr", lis.Addr().String(), "--cacert", client.CA, "--cert", client.Cert, "--tls-key", client.Key, "--timeout", "10s"}
 }
 
 func TestApproveRefusesMismatchedProposal(t *testing.T) {
@@ -236,18 +236,9 @@ func TestAdminRetriesOnlyIdempotentOnUnknownOutcome(t *testing.T) {
 					pb.RegisterAdminServiceServer(s, flakyAdmin{flaky: f})
 					pb.RegisterCeremonyServiceServer(s, flakyCeremonies{flaky: f})
 				})
-				// Through the environment: `scheme create --key` names the
-				// scheme's key and shadows the global --key.
-				envOf := map[string]string{"--addr": envAddr, "--cacert": envCACert, "--cert": envCert, "--key": envKey}
-				args := append([]string(nil), tc.args...)
-				for i := 0; i+1 < len(flags); i += 2 {
-					if env, ok := envOf[flags[i]]; ok {
-						t.Setenv(env, flags[i+1])
-					} else {
-						args = append(args, flags[i], flags[i+1])
-					}
-				}
-				code, out, stderr := runCLI(t, "", args...)
+				// `scheme create --key` names the scheme's key; the client's
+				// TLS key is --tls-key.
+				code, out, stderr := runCLI(t, "", append(append([]string(nil), tc.args...), flags...)...)
 				if n := f.count(tc.method); n != tc.wantCalls {
 					t.Errorf("%s sent %d times, want %d", tc.method, n, tc.wantCalls)
 				}

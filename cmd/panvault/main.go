@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -71,6 +72,9 @@ func run(ctx context.Context, args []string, io *stdio) int {
 	if errors.As(err, &ex) && ex.err == nil {
 		return ex.code
 	}
+	if cobraUsageError(err) {
+		err = &usageError{err}
+	}
 	reportError(io, root, err)
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -122,5 +126,35 @@ matching flags):
 		newDevtoolCmd(io),
 		newAuditCmd(io, cf),
 	)
+	markArgErrors(root)
 	return root
+}
+
+// markArgErrors makes every argument-count error of c and its subcommands a
+// usage error (exit status 2).
+func markArgErrors(c *cobra.Command) {
+	if v := c.Args; v != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := v(cmd, args); err != nil {
+				var ue *usageError
+				if errors.As(err, &ue) {
+					return err
+				}
+				return &usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		markArgErrors(sub)
+	}
+}
+
+// cobraUsageError reports whether err is one of the two usage errors cobra
+// returns as plain errors, without a hook to type them: an unknown command
+// (or an argument where a command group expects a subcommand) and a required
+// flag left out.
+func cobraUsageError(err error) bool {
+	m := err.Error()
+	return strings.HasPrefix(m, "unknown command ") || strings.HasPrefix(m, "required flag(s) ")
 }

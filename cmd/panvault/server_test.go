@@ -88,7 +88,7 @@ func TestServerConfigErrorExits(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "surprise: unknown key") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	if code, _, stderr := runCLI(t, "", "server"); code != 1 || !strings.Contains(stderr, `"config" not set`) {
-		t.Fatalf("server without --config: exit %d, stderr %q", code, stderr)
+	if code, _, stderr := runCLI(t, "", "server"); code != 2 || !strings.Contains(stderr, `"config" not set`) {
+		t.Fatalf("server without --config: exit %d, stderr %q; want 2, a usage error", code, stderr)
 	}
 }
