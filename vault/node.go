@@ -61,6 +61,10 @@ type Config struct {
 	// most raftstore.MaxScanLimit). See expirysweep.go.
 	IdemRetention time.Duration
 	SweepBatch    int
+	// AuditAnchorInterval is how often the node records the head of its
+	// audit log through Raft when it grew (0: DefaultAuditAnchorInterval;
+	// auditanchor.go).
+	AuditAnchorInterval time.Duration
 	// MaxStaleness bounds STALE reads: a node that has not heard from the
 	// leader for longer refuses them (0: DefaultMaxStaleness; staleness.go).
 	MaxStaleness time.Duration
@@ -91,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxStaleness <= 0 {
 		c.MaxStaleness = DefaultMaxStaleness
+	}
+	if c.AuditAnchorInterval <= 0 {
+		c.AuditAnchorInterval = DefaultAuditAnchorInterval
 	}
 	if c.IdemRetention <= 0 {
 		c.IdemRetention = DefaultIdemRetention
@@ -201,6 +208,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	go n.reenc.run()
 	go n.runCryptoperiods()
 	go n.runCeremonySweep()
+	if n.audit != nil {
+		n.wg.Add(1)
+		go n.runAuditAnchors()
+	}
 	return n, nil
 }
 

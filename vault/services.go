@@ -312,6 +312,14 @@ func (s *clusterService) Remove(ctx context.Context, req *pb.RemoveRequest) (*pb
 	return &pb.RemoveResponse{Removed: removed}, nil
 }
 
+func (s *clusterService) ListAuditAnchors(ctx context.Context, req *pb.ListAuditAnchorsRequest) (*pb.ListAuditAnchorsResponse, error) {
+	list, next, err := s.n.ListAuditAnchors(ctx, req.GetChain(), req.GetNodeId(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ListAuditAnchorsResponse{Anchors: list, NextPageToken: next}, nil
+}
+
 func (s *clusterService) TransferLeadership(ctx context.Context, req *pb.TransferLeadershipRequest) (*pb.TransferLeadershipResponse, error) {
 	id, err := s.n.TransferLeadership(ctx, req.GetTargetNodeId())
 	if err != nil {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"time"
 )
@@ -109,9 +110,13 @@ func (l *Log) commit() {
 func (l *Log) writeBatch(batch []*request) error {
 	buf := l.buf[:0]
 	seq, prev := l.seq, l.prev
+	var first [sha256.Size]byte
 	for _, r := range batch {
 		seq++
 		buf, prev = appendLine(buf, seq, prev, r.body)
+		if seq == 1 {
+			first = prev
+		}
 	}
 	l.buf = buf
 	if _, err := l.f.Write(buf); err != nil {
@@ -125,6 +130,9 @@ func (l *Log) writeBatch(batch []*request) error {
 	l.lastBatch = len(batch)
 	l.entries.Add(uint64(len(batch)))
 	l.mu.Lock()
+	if l.headSeq == 0 {
+		l.chain = first
+	}
 	l.headSeq, l.headHash = seq, prev
 	l.mu.Unlock()
 	return nil

@@ -17,6 +17,9 @@ var (
 	// ErrCorrupt: a line does not verify (Verify, or Open on the last
 	// complete line). The error is a *CorruptError naming the line.
 	ErrCorrupt = errors.New("audit: corrupt log")
+	// ErrCutOff: Verify was given an anchor (a record's seq and hash kept
+	// elsewhere) past the log's last record: records were cut off the end.
+	ErrCutOff = errors.New("audit: records cut off the end of the log")
 	// ErrPermissions: Open refused a log file whose mode is not 0600, that is
 	// not a regular file, or that is a symbolic link.
 	ErrPermissions = errors.New("audit: unsafe log file permissions")

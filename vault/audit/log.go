@@ -65,6 +65,7 @@ type Log struct {
 	failed   error // latched write or sync failure, wraps ErrFailed
 	headSeq  uint64
 	headHash [sha256.Size]byte
+	chain    [sha256.Size]byte // hash of record 1; zero while the log is empty
 
 	wake   chan struct{} // cap 1: something was queued
 	stop   chan struct{} // closed by Close
@@ -190,6 +191,19 @@ func (l *Log) Head() (seq uint64, hash string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.headSeq, hex.EncodeToString(l.headHash[:])
+}
+
+// Chain returns the hash of the log's first record, which names the file's
+// chain: anchors (see Anchor, Verify) are kept per chain, so that a node
+// that starts a new file starts a new series of anchors and the old file's
+// stay as they were. Empty while the log has no record.
+func (l *Log) Chain() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.headSeq == 0 {
+		return ""
+	}
+	return hex.EncodeToString(l.chain[:])
 }
 
 // Stats returns counters since Open.

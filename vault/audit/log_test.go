@@ -224,3 +224,31 @@ func TestPermissions(t *testing.T) {
 		t.Fatalf("open of a directory: %v, want ErrPermissions", err)
 	}
 }
+
+// Chain names the file by its first record, from the first append on and
+// after a reopen; an empty log has none.
+func TestChainIsTheFirstRecordsHash(t *testing.T) {
+	l, path := openLog(t, audit.Options{})
+	if c := l.Chain(); c != "" {
+		t.Fatalf("empty log has chain %q", c)
+	}
+	appendN(t, l, 0, 3)
+	first := decodeLine(t, readLines(t, path)[0]).Hash
+	if c := l.Chain(); c != first {
+		t.Fatalf("chain %q, want the first record's hash %q", c, first)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if c := r.Chain(); c != first {
+		t.Fatalf("after reopen: chain %q, want %q", c, first)
+	}
+	if seq, _ := r.Head(); seq != 3 {
+		t.Fatalf("head seq %d after reopen", seq)
+	}
+}

@@ -72,8 +72,13 @@ func open(path string, f *os.File, created bool, opts Options) (*Log, error) {
 	if _, err := hex.Decode(prev[:], []byte(rec.LastHash)); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	chain, err := readChain(f, rec.Seq)
+	if err != nil {
+		return nil, err
+	}
 	l := newLog(path, osFile{f}, rec.Seq, prev, opts)
 	l.recovered = rec
+	l.chain = chain
 	return l, nil
 }
 
@@ -146,6 +151,31 @@ func recoverTail(f *os.File, size int64) (Recovery, error) {
 		}
 	}
 	return rec, nil
+}
+
+// readChain returns the hash of the first record of a log whose last
+// record is seq (zero when the log is empty).
+func readChain(f *os.File, seq uint64) ([sha256.Size]byte, error) {
+	if seq == 0 {
+		return [sha256.Size]byte{}, nil
+	}
+	buf := make([]byte, maxLineBytes+1)
+	k, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return [sha256.Size]byte{}, fmt.Errorf("audit: read first line: %w", err)
+	}
+	end := bytes.IndexByte(buf[:k], '\n')
+	if end < 0 {
+		return [sha256.Size]byte{}, corrupt(1, "longer than any record")
+	}
+	l, sum, err := parseLine(1, buf[:end])
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	if l.Seq != 1 {
+		return [sha256.Size]byte{}, corrupt(1, "seq %d, want 1", l.Seq)
+	}
+	return sum, nil
 }
 
 // countLines counts the newlines in f before offset, to name a corrupt line.

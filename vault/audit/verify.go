@@ -16,15 +16,47 @@ type Summary struct {
 	LastHash    string    // hash of the last record (64 zeros when empty)
 }
 
+// Anchor is a record's seq and hash as recorded outside the log (Log.Head
+// at some moment; a vault node replicates its own through Raft).
+type Anchor struct {
+	Seq  uint64
+	Hash string // lower-case hex SHA-256
+}
+
 // Verify reads a whole log and checks every line: canonical form, its own
 // hash, seq contiguous from 1, and prev equal to the previous record's hash
 // (64 zeros for the first). The first failure is returned as a
 // *CorruptError (errors.Is ErrCorrupt) naming the line; read errors are
 // returned as they are. An empty log verifies with zero entries.
 //
-// Verify cannot tell a log whose last records were cut off from a shorter
-// log: compare Summary with an anchor (Log.Head) recorded elsewhere.
-func Verify(r io.Reader) (Summary, error) {
+// A chain alone cannot tell a log whose last records were cut off from a
+// shorter log; anchors can. The record of each anchor's seq must carry the
+// anchor's hash (else a *CorruptError naming it), and a log that ends before
+// an anchor's seq fails with ErrCutOff. An anchor of seq 0 holds for every
+// log.
+func Verify(r io.Reader, anchors ...Anchor) (Summary, error) {
+	want := make(map[uint64]string, len(anchors))
+	var maxSeq uint64
+	for _, a := range anchors {
+		if a.Seq == 0 {
+			continue
+		}
+		if h, ok := want[a.Seq]; ok && h != a.Hash {
+			return Summary{}, fmt.Errorf("%w: two anchors of seq %d with different hashes", ErrCorrupt, a.Seq)
+		}
+		want[a.Seq] = a.Hash
+		maxSeq = max(maxSeq, a.Seq)
+	}
+	s, err := verifyChain(r, want)
+	if err == nil && s.Entries < maxSeq {
+		err = fmt.Errorf("%w: the log ends at seq %d, an anchor names seq %d", ErrCutOff, s.Entries, maxSeq)
+	}
+	return s, err
+}
+
+// verifyChain is Verify without the end check; anchors maps a seq to the
+// hash its record must carry.
+func verifyChain(r io.Reader, anchors map[uint64]string) (Summary, error) {
 	s := Summary{LastHash: hex.EncodeToString(zeroHash[:])}
 	br := bufio.NewReaderSize(r, 64<<10)
 	prev := zeroHash
@@ -59,6 +91,9 @@ func Verify(r io.Reader) (Summary, error) {
 		t, err := time.Parse(time.RFC3339Nano, l.Time)
 		if err != nil || t.Location() != time.UTC || t.Format(time.RFC3339Nano) != l.Time {
 			return s, corrupt(n, "time is not RFC 3339 UTC in canonical form")
+		}
+		if h, ok := anchors[n]; ok && h != l.Hash {
+			return s, corrupt(n, "hash differs from the anchor recorded for seq %d (the log was rewritten from here or earlier)", n)
 		}
 		if n == 1 {
 			s.First = t

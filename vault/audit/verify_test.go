@@ -241,3 +241,58 @@ func cloneLines(lines [][]byte) [][]byte {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Anchors catch what the chain cannot: a log cut back to an earlier, still
+// valid record, and a log rewritten (rehashed from some line on) by someone
+// who could not also change the anchor.
+func TestAnchorsCatchCutAndRewrittenLogs(t *testing.T) {
+	const n = 6
+	lines := readLines(t, writeLog(t, n))
+	full := joinLines(lines)
+	third, last := decodeLine(t, lines[2]), decodeLine(t, lines[n-1])
+	anchors := []audit.Anchor{{Seq: 3, Hash: third.Hash}, {Seq: n, Hash: last.Hash}}
+	if sum, err := audit.Verify(bytes.NewReader(full), anchors...); err != nil || sum.Entries != n {
+		t.Fatalf("full log against its anchors: %+v, %v", sum, err)
+	}
+	if _, err := audit.Verify(bytes.NewReader(full), audit.Anchor{}); err != nil {
+		t.Fatalf("the zero anchor: %v", err)
+	}
+
+	// Cut back to line 4: a valid chain, but the anchor of seq 6 is past it.
+	if _, err := audit.Verify(bytes.NewReader(joinLines(lines[:4]))); err != nil {
+		t.Fatalf("the cut log is a valid chain on its own: %v", err)
+	}
+	_, err := audit.Verify(bytes.NewReader(joinLines(lines[:4])), anchors...)
+	if !errors.Is(err, audit.ErrCutOff) || !strings.Contains(err.Error(), "ends at seq 4") {
+		t.Fatalf("cut log against the anchors: %v, want ErrCutOff naming seq 4", err)
+	}
+	// An empty file against an anchor.
+	if _, err := audit.Verify(bytes.NewReader(nil), anchors[0]); !errors.Is(err, audit.ErrCutOff) {
+		t.Fatalf("empty log against an anchor: %v", err)
+	}
+
+	// Line 2 changed and every hash from there recomputed: a valid chain,
+	// but the record of seq 3 no longer has the anchored hash.
+	rewritten := cloneLines(lines)
+	prev := decodeLine(t, lines[0]).Hash
+	for i := 1; i < n; i++ {
+		r := decodeLine(t, lines[i])
+		if i == 1 {
+			r.Code = "NOT_FOUND"
+		}
+		r.Prev = prev
+		r = rehash(t, r)
+		rewritten[i] = encodeLine(t, r)
+		prev = r.Hash
+	}
+	if _, err := audit.Verify(bytes.NewReader(joinLines(rewritten))); err != nil {
+		t.Fatalf("the rewritten log is a valid chain on its own: %v", err)
+	}
+	_, err = audit.Verify(bytes.NewReader(joinLines(rewritten)), anchors...)
+	wantCorruptAt(t, "rewritten log against the anchors", err, 3)
+
+	// Two anchors that disagree about one seq are refused.
+	if _, err := audit.Verify(bytes.NewReader(full), anchors[0], audit.Anchor{Seq: 3, Hash: last.Hash}); !errors.Is(err, audit.ErrCorrupt) {
+		t.Fatalf("conflicting anchors: %v", err)
+	}
+}

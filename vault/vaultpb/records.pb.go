@@ -1162,6 +1162,73 @@ func (x *MasterKeyStaged) GetKcvs() [][]byte {
 	return nil
 }
 
+// AuditAnchor is bucket "audit-anchors", key = the hash of the first record
+// of an audit log file (32 bytes, the chain) then the anchored record's seq
+// (8 bytes BE): the node that wrote the file held that record, written and
+// synced, when it proposed the anchor (Log.Head). Anchors are only ever
+// added, so a log cut back or rewritten on one node no longer matches the
+// anchors every node holds.
+type AuditAnchor struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// SHA-256 of the anchored record (32 bytes).
+	Hash              []byte `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	RecordedUnixNanos int64  `protobuf:"varint,3,opt,name=recorded_unix_nanos,json=recordedUnixNanos,proto3" json:"recorded_unix_nanos,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *AuditAnchor) Reset() {
+	*x = AuditAnchor{}
+	mi := &file_vault_vaultpb_records_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditAnchor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditAnchor) ProtoMessage() {}
+
+func (x *AuditAnchor) ProtoReflect() protoreflect.Message {
+	mi := &file_vault_vaultpb_records_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditAnchor.ProtoReflect.Descriptor instead.
+func (*AuditAnchor) Descriptor() ([]byte, []int) {
+	return file_vault_vaultpb_records_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AuditAnchor) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AuditAnchor) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *AuditAnchor) GetRecordedUnixNanos() int64 {
+	if x != nil {
+		return x.RecordedUnixNanos
+	}
+	return 0
+}
+
 var File_vault_vaultpb_records_proto protoreflect.FileDescriptor
 
 const file_vault_vaultpb_records_proto_rawDesc = "" +
@@ -1242,7 +1309,11 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12(\n" +
 	"\x10since_unix_nanos\x18\x03 \x01(\x03R\x0esinceUnixNanos\"%\n" +
 	"\x0fMasterKeyStaged\x12\x12\n" +
-	"\x04kcvs\x18\x01 \x03(\fR\x04kcvs*W\n" +
+	"\x04kcvs\x18\x01 \x03(\fR\x04kcvs\"j\n" +
+	"\vAuditAnchor\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\x12.\n" +
+	"\x13recorded_unix_nanos\x18\x03 \x01(\x03R\x11recordedUnixNanos*W\n" +
 	"\n" +
 	"SchemeMode\x12\x1b\n" +
 	"\x17SCHEME_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1280,7 +1351,7 @@ func file_vault_vaultpb_records_proto_rawDescGZIP() []byte {
 }
 
 var file_vault_vaultpb_records_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_vault_vaultpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_vault_vaultpb_records_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_vault_vaultpb_records_proto_goTypes = []any{
 	(SchemeMode)(0),          // 0: panvault.vault.v1.SchemeMode
 	(LuhnRule)(0),            // 1: panvault.vault.v1.LuhnRule
@@ -1296,6 +1367,7 @@ var file_vault_vaultpb_records_proto_goTypes = []any{
 	(*ReencryptJob)(nil),     // 11: panvault.vault.v1.ReencryptJob
 	(*MasterKeyRecord)(nil),  // 12: panvault.vault.v1.MasterKeyRecord
 	(*MasterKeyStaged)(nil),  // 13: panvault.vault.v1.MasterKeyStaged
+	(*AuditAnchor)(nil),      // 14: panvault.vault.v1.AuditAnchor
 }
 var file_vault_vaultpb_records_proto_depIdxs = []int32{
 	0, // 0: panvault.vault.v1.SchemeRecord.mode:type_name -> panvault.vault.v1.SchemeMode
@@ -1327,7 +1399,7 @@ func file_vault_vaultpb_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vault_vaultpb_records_proto_rawDesc), len(file_vault_vaultpb_records_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -14,6 +14,7 @@ package panvaultv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -662,11 +663,224 @@ func (x *TransferLeadershipResponse) GetLeaderId() string {
 	return ""
 }
 
+// ListAuditAnchorsRequest selects anchors.
+type ListAuditAnchorsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the anchors of this chain: the hash (64 hex digits) of the first
+	// record of an audit log file. Empty: every chain.
+	Chain string `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	// Only the anchors recorded by this node. Empty: every node.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Maximum number of anchors to return. 0 means the server's default;
+	// values above the server's maximum are lowered to it.
+	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	// Opaque: pass it back unchanged.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditAnchorsRequest) Reset() {
+	*x = ListAuditAnchorsRequest{}
+	mi := &file_proto_panvault_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditAnchorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditAnchorsRequest) ProtoMessage() {}
+
+func (x *ListAuditAnchorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditAnchorsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditAnchorsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListAuditAnchorsRequest) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *ListAuditAnchorsRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ListAuditAnchorsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditAnchorsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// AuditAnchor says that the audit log file of a node, identified by the hash
+// of its first record, held a record of this seq with this hash.
+type AuditAnchor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Hash of the file's first record, 64 lower-case hex digits.
+	Chain string `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	// The node that wrote the file and recorded the anchor.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Seq of the anchored record (records count from 1).
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// That record's hash, 64 lower-case hex digits.
+	Hash string `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
+	// When the node recorded the anchor.
+	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditAnchor) Reset() {
+	*x = AuditAnchor{}
+	mi := &file_proto_panvault_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditAnchor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditAnchor) ProtoMessage() {}
+
+func (x *AuditAnchor) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditAnchor.ProtoReflect.Descriptor instead.
+func (*AuditAnchor) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AuditAnchor) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *AuditAnchor) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AuditAnchor) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditAnchor) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *AuditAnchor) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
+// ListAuditAnchorsResponse is one page of anchors, by chain then seq.
+type ListAuditAnchorsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Anchors []*AuditAnchor         `protobuf:"bytes,1,rep,name=anchors,proto3" json:"anchors,omitempty"`
+	// Token for the next page; empty when this is the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditAnchorsResponse) Reset() {
+	*x = ListAuditAnchorsResponse{}
+	mi := &file_proto_panvault_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditAnchorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditAnchorsResponse) ProtoMessage() {}
+
+func (x *ListAuditAnchorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_panvault_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditAnchorsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditAnchorsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_panvault_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListAuditAnchorsResponse) GetAnchors() []*AuditAnchor {
+	if x != nil {
+		return x.Anchors
+	}
+	return nil
+}
+
+func (x *ListAuditAnchorsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_proto_panvault_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_proto_panvault_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1fproto/panvault/v1/cluster.proto\x12\vpanvault.v1\"\x97\x01\n" +
+	"\x1fproto/panvault/v1/cluster.proto\x12\vpanvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12)\n" +
@@ -695,7 +909,23 @@ const file_proto_panvault_v1_cluster_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12$\n" +
 	"\x0etarget_node_id\x18\x01 \x01(\tR\ftargetNodeId\"9\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId*\x84\x01\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\x84\x01\n" +
+	"\x17ListAuditAnchorsRequest\x12\x14\n" +
+	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x9f\x01\n" +
+	"\vAuditAnchor\x12\x14\n" +
+	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\tR\x04hash\x12;\n" +
+	"\vrecorded_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\"v\n" +
+	"\x18ListAuditAnchorsResponse\x122\n" +
+	"\aanchors\x18\x01 \x03(\v2\x18.panvault.v1.AuditAnchorR\aanchors\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x84\x01\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n" +
@@ -705,12 +935,13 @@ const file_proto_panvault_v1_cluster_proto_rawDesc = "" +
 	"\bSuffrage\x12\x18\n" +
 	"\x14SUFFRAGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSUFFRAGE_VOTER\x10\x01\x12\x15\n" +
-	"\x11SUFFRAGE_NONVOTER\x10\x022\xba\x02\n" +
+	"\x11SUFFRAGE_NONVOTER\x10\x022\x9b\x03\n" +
 	"\x0eClusterService\x12A\n" +
 	"\x06Status\x12\x1a.panvault.v1.StatusRequest\x1a\x1b.panvault.v1.StatusResponse\x12;\n" +
 	"\x04Join\x12\x18.panvault.v1.JoinRequest\x1a\x19.panvault.v1.JoinResponse\x12A\n" +
 	"\x06Remove\x12\x1a.panvault.v1.RemoveRequest\x1a\x1b.panvault.v1.RemoveResponse\x12e\n" +
-	"\x12TransferLeadership\x12&.panvault.v1.TransferLeadershipRequest\x1a'.panvault.v1.TransferLeadershipResponseB;Z9github.com/panvault/panvault/proto/panvault/v1;panvaultv1b\x06proto3"
+	"\x12TransferLeadership\x12&.panvault.v1.TransferLeadershipRequest\x1a'.panvault.v1.TransferLeadershipResponse\x12_\n" +
+	"\x10ListAuditAnchors\x12$.panvault.v1.ListAuditAnchorsRequest\x1a%.panvault.v1.ListAuditAnchorsResponseB;Z9github.com/panvault/panvault/proto/panvault/v1;panvaultv1b\x06proto3"
 
 var (
 	file_proto_panvault_v1_cluster_proto_rawDescOnce sync.Once
@@ -725,7 +956,7 @@ func file_proto_panvault_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_panvault_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_proto_panvault_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_proto_panvault_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_proto_panvault_v1_cluster_proto_goTypes = []any{
 	(NodeRole)(0),                      // 0: panvault.v1.NodeRole
 	(Suffrage)(0),                      // 1: panvault.v1.Suffrage
@@ -738,25 +969,33 @@ var file_proto_panvault_v1_cluster_proto_goTypes = []any{
 	(*RemoveResponse)(nil),             // 8: panvault.v1.RemoveResponse
 	(*TransferLeadershipRequest)(nil),  // 9: panvault.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 10: panvault.v1.TransferLeadershipResponse
+	(*ListAuditAnchorsRequest)(nil),    // 11: panvault.v1.ListAuditAnchorsRequest
+	(*AuditAnchor)(nil),                // 12: panvault.v1.AuditAnchor
+	(*ListAuditAnchorsResponse)(nil),   // 13: panvault.v1.ListAuditAnchorsResponse
+	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
 }
 var file_proto_panvault_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: panvault.v1.Node.role:type_name -> panvault.v1.NodeRole
 	1,  // 1: panvault.v1.Node.suffrage:type_name -> panvault.v1.Suffrage
 	0,  // 2: panvault.v1.StatusResponse.role:type_name -> panvault.v1.NodeRole
 	2,  // 3: panvault.v1.StatusResponse.nodes:type_name -> panvault.v1.Node
-	3,  // 4: panvault.v1.ClusterService.Status:input_type -> panvault.v1.StatusRequest
-	5,  // 5: panvault.v1.ClusterService.Join:input_type -> panvault.v1.JoinRequest
-	7,  // 6: panvault.v1.ClusterService.Remove:input_type -> panvault.v1.RemoveRequest
-	9,  // 7: panvault.v1.ClusterService.TransferLeadership:input_type -> panvault.v1.TransferLeadershipRequest
-	4,  // 8: panvault.v1.ClusterService.Status:output_type -> panvault.v1.StatusResponse
-	6,  // 9: panvault.v1.ClusterService.Join:output_type -> panvault.v1.JoinResponse
-	8,  // 10: panvault.v1.ClusterService.Remove:output_type -> panvault.v1.RemoveResponse
-	10, // 11: panvault.v1.ClusterService.TransferLeadership:output_type -> panvault.v1.TransferLeadershipResponse
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	14, // 4: panvault.v1.AuditAnchor.recorded_at:type_name -> google.protobuf.Timestamp
+	12, // 5: panvault.v1.ListAuditAnchorsResponse.anchors:type_name -> panvault.v1.AuditAnchor
+	3,  // 6: panvault.v1.ClusterService.Status:input_type -> panvault.v1.StatusRequest
+	5,  // 7: panvault.v1.ClusterService.Join:input_type -> panvault.v1.JoinRequest
+	7,  // 8: panvault.v1.ClusterService.Remove:input_type -> panvault.v1.RemoveRequest
+	9,  // 9: panvault.v1.ClusterService.TransferLeadership:input_type -> panvault.v1.TransferLeadershipRequest
+	11, // 10: panvault.v1.ClusterService.ListAuditAnchors:input_type -> panvault.v1.ListAuditAnchorsRequest
+	4,  // 11: panvault.v1.ClusterService.Status:output_type -> panvault.v1.StatusResponse
+	6,  // 12: panvault.v1.ClusterService.Join:output_type -> panvault.v1.JoinResponse
+	8,  // 13: panvault.v1.ClusterService.Remove:output_type -> panvault.v1.RemoveResponse
+	10, // 14: panvault.v1.ClusterService.TransferLeadership:output_type -> panvault.v1.TransferLeadershipResponse
+	13, // 15: panvault.v1.ClusterService.ListAuditAnchors:output_type -> panvault.v1.ListAuditAnchorsResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_proto_panvault_v1_cluster_proto_init() }
@@ -770,7 +1009,7 @@ func file_proto_panvault_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_panvault_v1_cluster_proto_rawDesc), len(file_proto_panvault_v1_cluster_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	ClusterService_Join_FullMethodName               = "/panvault.v1.ClusterService/Join"
 	ClusterService_Remove_FullMethodName             = "/panvault.v1.ClusterService/Remove"
 	ClusterService_TransferLeadership_FullMethodName = "/panvault.v1.ClusterService/TransferLeadership"
+	ClusterService_ListAuditAnchors_FullMethodName   = "/panvault.v1.ClusterService/ListAuditAnchors"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -61,6 +62,14 @@ type ClusterServiceClient interface {
 	// TransferLeadership asks the leader to hand leadership to another voter and
 	// returns once a new leader is known.
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
+	// ListAuditAnchors lists audit anchors. While its audit log grows, every
+	// node records, once a minute, the seq and hash of the last record it has
+	// written and synced, through Raft: anchors are replicated and never
+	// changed or removed by the vault. A log cut back or rewritten on one node
+	// no longer matches the anchors every node holds (`panvault audit verify
+	// FILE --cluster`). Admin role; a linearizable read. Anchors are listed by
+	// chain, then seq.
+	ListAuditAnchors(ctx context.Context, in *ListAuditAnchorsRequest, opts ...grpc.CallOption) (*ListAuditAnchorsResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -111,6 +120,16 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, in *Trans
 	return out, nil
 }
 
+func (c *clusterServiceClient) ListAuditAnchors(ctx context.Context, in *ListAuditAnchorsRequest, opts ...grpc.CallOption) (*ListAuditAnchorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditAnchorsResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListAuditAnchors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -142,6 +161,14 @@ type ClusterServiceServer interface {
 	// TransferLeadership asks the leader to hand leadership to another voter and
 	// returns once a new leader is known.
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
+	// ListAuditAnchors lists audit anchors. While its audit log grows, every
+	// node records, once a minute, the seq and hash of the last record it has
+	// written and synced, through Raft: anchors are replicated and never
+	// changed or removed by the vault. A log cut back or rewritten on one node
+	// no longer matches the anchors every node holds (`panvault audit verify
+	// FILE --cluster`). Admin role; a linearizable read. Anchors are listed by
+	// chain, then seq.
+	ListAuditAnchors(context.Context, *ListAuditAnchorsRequest) (*ListAuditAnchorsResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -163,6 +190,9 @@ func (UnimplementedClusterServiceServer) Remove(context.Context, *RemoveRequest)
 }
 func (UnimplementedClusterServiceServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
+}
+func (UnimplementedClusterServiceServer) ListAuditAnchors(context.Context, *ListAuditAnchorsRequest) (*ListAuditAnchorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditAnchors not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -257,6 +287,24 @@ func _ClusterService_TransferLeadership_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_ListAuditAnchors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditAnchorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListAuditAnchors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListAuditAnchors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListAuditAnchors(ctx, req.(*ListAuditAnchorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -279,6 +327,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _ClusterService_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "ListAuditAnchors",
+			Handler:    _ClusterService_ListAuditAnchors_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
