@@ -1,41 +1,131 @@
 package main
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
+	pb "github.com/panvault/panvault/proto/panvault/v1"
 	"github.com/panvault/panvault/vault/audit"
 )
 
 // newAuditCmd holds the commands that work on a node's audit log file
-// (vault/audit, format in vault/audit/FORMAT.md). They read the file
-// directly and need no connection to a node.
+// (vault/audit, format in vault/audit/FORMAT.md) and on the anchors the
+// nodes replicate. verify reads the file directly; it connects to a node
+// only with --cluster.
 func newAuditCmd(io *stdio, cf *clientFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Work with a node's hash-chained audit log"}
-	cmd.AddCommand(&cobra.Command{
+	cmd := &cobra.Command{Use: "audit", Short: "Work with a node's hash-chained audit log and its anchors"}
+	var anchorFlags []string
+	var fromCluster bool
+	verify := &cobra.Command{
 		Use:   "verify FILE",
-		Short: "Check every line of an audit log: seq, chain and hashes",
+		Short: "Check every line of an audit log: seq, chain, hashes and anchors",
 		Long: `Check every line of an audit log file: canonical form, each line's hash, seq
 contiguous from 1, and each prev equal to the hash of the line before. Prints
 the number of entries, the first and last times and the last hash; exits 1
 naming the first line that fails.
 
-A chain cannot show that lines were cut off the end: compare the entries and
-last hash with a value recorded elsewhere.`,
-		Args: func(c *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(1)(c, args); err != nil {
-				return &usageError{err}
+A chain alone cannot show that lines were cut off the end, or that the file
+was rewritten from some line on with every later hash recomputed. Anchors
+can: each node records the seq and hash of its log's head through Raft once
+a minute. --cluster fetches every anchor of the file's chain from the nodes
+of PANVAULT_ADDR (admin identity) and checks the file against all of them;
+--anchor SEQ:HASH checks one you recorded yourself. A record anchored once
+must still be in the file with the same hash.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			anchors, err := parseAnchors(anchorFlags)
+			if err != nil {
+				return err
 			}
-			return nil
+			if fromCluster {
+				fetched, err := clusterAnchors(c, cf, args[0])
+				if err != nil {
+					return err
+				}
+				anchors = append(anchors, fetched...)
+			}
+			return auditVerify(io, cf, args[0], anchors)
 		},
-		RunE: func(_ *cobra.Command, args []string) error {
-			return auditVerify(io, cf, args[0])
+	}
+	verify.Flags().StringArrayVar(&anchorFlags, "anchor", nil, "an anchor SEQ:HASH the file must match (repeatable)")
+	verify.Flags().BoolVar(&fromCluster, "cluster", false, "check the file against every anchor of its chain the cluster holds (admin)")
+
+	var chain, node string
+	anchors := &cobra.Command{
+		Use:   "anchors",
+		Short: "List the audit anchors the cluster holds (admin)",
+		Long: `List the audit anchors the cluster holds, by chain (the hash of a log file's
+first record) then seq: which node's log held which record with which hash,
+and when the node recorded it.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			all := &pb.ListAuditAnchorsResponse{}
+			if err := listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
+				resp, err := pb.NewClusterServiceClient(cc).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: chain, NodeId: node, PageToken: token})
+				all.Anchors = append(all.Anchors, resp.GetAnchors()...)
+				return resp.GetNextPageToken(), err
+			}); err != nil {
+				return err
+			}
+			if cf.json() {
+				return writeProtoJSON(io.out, all)
+			}
+			tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tCHAIN\tSEQ\tHASH\tRECORDED")
+			for _, a := range all.GetAnchors() {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", a.GetNodeId(), a.GetChain()[:min(16, len(a.GetChain()))], a.GetSeq(), a.GetHash(),
+					a.GetRecordedAt().AsTime().Format(time.RFC3339))
+			}
+			return tw.Flush()
 		},
-	})
+	}
+	anchors.Flags().StringVar(&chain, "chain", "", "only this chain (the hash of a log's first record, 64 hex digits)")
+	anchors.Flags().StringVar(&node, "node", "", "only anchors recorded by this node")
+	cmd.AddCommand(verify, anchors)
 	return cmd
+}
+
+// parseAnchors parses --anchor values SEQ:HASH.
+func parseAnchors(vals []string) ([]audit.Anchor, error) {
+	var out []audit.Anchor
+	for _, v := range vals {
+		seqText, hash, ok := strings.Cut(v, ":")
+		seq, err := strconv.ParseUint(seqText, 10, 64)
+		if _, herr := hex.DecodeString(hash); !ok || err != nil || seq == 0 || len(hash) != 64 || herr != nil || strings.ToLower(hash) != hash {
+			return nil, &usageError{fmt.Errorf("--anchor %q: want SEQ:HASH, a record number from 1 and 64 lower-case hex digits", v)}
+		}
+		out = append(out, audit.Anchor{Seq: seq, Hash: hash})
+	}
+	return out, nil
+}
+
+// clusterAnchors fetches every anchor of path's chain from the cluster.
+func clusterAnchors(c *cobra.Command, cf *clientFlags, path string) ([]audit.Anchor, error) {
+	chain, err := audit.FileChain(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if chain == "" {
+		return nil, nil // an empty file has no chain; no anchor can name it
+	}
+	var out []audit.Anchor
+	err = listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
+		resp, err := pb.NewClusterServiceClient(cc).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: chain, PageToken: token})
+		for _, a := range resp.GetAnchors() {
+			out = append(out, audit.Anchor{Seq: a.GetSeq(), Hash: a.GetHash()})
+		}
+		return resp.GetNextPageToken(), err
+	})
+	return out, err
 }
 
 // auditSummaryJSON is `audit verify` in --output json.
@@ -45,19 +135,26 @@ type auditSummaryJSON struct {
 	First    string `json:"first,omitempty"`
 	Last     string `json:"last,omitempty"`
 	LastHash string `json:"last_hash"`
+	// Anchors is how many anchors the file was checked against;
+	// AnchoredSeq the highest seq among them.
+	Anchors     int    `json:"anchors"`
+	AnchoredSeq uint64 `json:"anchored_seq,omitempty"`
 }
 
-func auditVerify(io *stdio, cf *clientFlags, path string) error {
+func auditVerify(io *stdio, cf *clientFlags, path string, anchors []audit.Anchor) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	sum, err := audit.Verify(f)
+	sum, err := audit.Verify(f, anchors...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	out := auditSummaryJSON{File: path, Entries: sum.Entries, LastHash: sum.LastHash}
+	out := auditSummaryJSON{File: path, Entries: sum.Entries, LastHash: sum.LastHash, Anchors: len(anchors)}
+	for _, a := range anchors {
+		out.AnchoredSeq = max(out.AnchoredSeq, a.Seq)
+	}
 	if sum.Entries > 0 {
 		out.First = sum.First.Format(time.RFC3339Nano)
 		out.Last = sum.Last.Format(time.RFC3339Nano)
@@ -72,5 +169,10 @@ func auditVerify(io *stdio, cf *clientFlags, path string) error {
 		fmt.Fprintf(io.out, "last:      %s\n", out.Last)
 	}
 	fmt.Fprintf(io.out, "last hash: %s\n", out.LastHash)
+	if len(anchors) > 0 {
+		fmt.Fprintf(io.out, "anchors:   %d matched (highest seq %d)\n", out.Anchors, out.AnchoredSeq)
+	} else {
+		fmt.Fprintln(io.out, "anchors:   none checked (a cut-off end cannot be seen without them: --cluster)")
+	}
 	return nil
 }

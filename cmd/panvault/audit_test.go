@@ -94,3 +94,33 @@ func TestAuditVerifyCommandUsage(t *testing.T) {
 		t.Fatalf("missing file: exit %d, stderr %q; want 1", code, errOut)
 	}
 }
+
+// --anchor: a file holding the anchored record passes; the same file cut
+// back before it fails; a malformed anchor is a usage error.
+func TestAuditVerifyCommandAnchors(t *testing.T) {
+	path, head := auditLogFile(t, 3)
+	code, out, errOut := runCLI(t, "", "audit", "verify", path, "--anchor", "3:"+head)
+	if code != 0 || !strings.Contains(out, "anchors:   1 matched (highest seq 3)") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	if err := os.WriteFile(path, bytes.Join(lines[:2], nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCLI(t, "", "audit", "verify", path); code != 0 {
+		t.Fatalf("the cut file alone: exit %d, want 0 (a valid chain)", code)
+	}
+	code, out, errOut = runCLI(t, "", "audit", "verify", path, "--anchor", "3:"+head)
+	if code != 1 || !strings.Contains(errOut, "cut off") || !strings.Contains(errOut, "ends at seq 2") || strings.Contains(out, "verified") {
+		t.Fatalf("cut file against its anchor: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, bad := range []string{"3", "0:" + head, "x:" + head, "3:" + head[:63], "3:" + strings.ToUpper(head)} {
+		if code, _, errOut := runCLI(t, "", "audit", "verify", path, "--anchor", bad); code != 2 || !strings.Contains(errOut, "--anchor") {
+			t.Errorf("--anchor %q: exit %d, stderr %q; want 2", bad, code, errOut)
+		}
+	}
+}

@@ -40,6 +40,9 @@ type serverConfig struct {
 	// every detokenize, sign and administrative call is recorded there before
 	// it is answered. Defaults to DATA_DIR/audit/audit.log.
 	AuditFile string `toml:"audit_file"`
+	// AuditAnchorInterval is how often the node records its audit log's
+	// head through Raft while the log grows (default 1m; vault/auditanchor.go).
+	AuditAnchorInterval duration `toml:"audit_anchor_interval"`
 	// MetricsAddr, if set, serves Prometheus metrics at /metrics on this
 	// address over HTTPS with the node's certificate, to clients holding a
 	// certificate of the cluster CA (mutual TLS, like every other port).
@@ -273,7 +276,7 @@ func (c *serverConfig) validate() error {
 		key string
 		d   *duration
 	}{
-		{"join_timeout", &c.JoinTimeout}, {"shutdown_timeout", &c.ShutdownTimeout},
+		{"join_timeout", &c.JoinTimeout}, {"shutdown_timeout", &c.ShutdownTimeout}, {"audit_anchor_interval", &c.AuditAnchorInterval},
 		{"raft.snapshot_interval", &c.Raft.SnapshotInterval}, {"raft.heartbeat_timeout", &c.Raft.HeartbeatTimeout},
 		{"raft.election_timeout", &c.Raft.ElectionTimeout}, {"raft.apply_timeout", &c.Raft.ApplyTimeout},
 		{"raft.state_commit_interval", &c.Raft.StateCommitInterval},

@@ -307,6 +307,8 @@ func TestDevCommand(t *testing.T) {
 		t.Fatalf("cluster status: %d %v %q %q", code, err, out, stderr)
 	}
 
+	checkAuditAnchors(t, bin, admin, filepath.Join(dir, "node1", "data", "audit", "audit.log"))
+
 	dev.interrupt(t)
 	if !strings.Contains(dev.stdoutText(), "export PANVAULT_ADDR="+client[envAddr]) {
 		t.Errorf("dev did not print the export line: %q", dev.stdoutText())
@@ -344,5 +346,51 @@ func TestDevCommand(t *testing.T) {
 	}
 	if printed.Client[envAddr] != client[envAddr] || printed.Admin[envCert] != admin[envCert] {
 		t.Fatalf("dev --output json printed %v", printed)
+	}
+}
+
+// checkAuditAnchors waits for node1 to anchor its audit log (dev nodes do
+// every 2 s), then checks the live file against the cluster's anchors and a
+// copy cut back before the highest anchor, which must fail.
+func checkAuditAnchors(t *testing.T, bin string, admin map[string]string, logPath string) {
+	t.Helper()
+	var listed struct {
+		Anchors []struct {
+			Seq string `json:"seq"` // protojson writes uint64 as a string
+		} `json:"anchors"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(listed.Anchors) == 0 {
+		code, out, stderr := cli(t, bin, admin, "", "audit", "anchors", "--node", "node1", "-o", "json")
+		if code != 0 {
+			t.Fatalf("audit anchors: exit %d, stderr %q", code, stderr)
+		}
+		if err := json.Unmarshal([]byte(out), &listed); err != nil {
+			t.Fatalf("audit anchors -o json: %v: %q", err, out)
+		}
+		if len(listed.Anchors) == 0 && time.Now().After(deadline) {
+			t.Fatal("node1 recorded no audit anchor in 30 s")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	code, out, stderr := cli(t, bin, admin, "", "audit", "verify", logPath, "--cluster", "-o", "json")
+	var sum auditSummaryJSON
+	if err := json.Unmarshal([]byte(out), &sum); code != 0 || err != nil || sum.Anchors == 0 || sum.AnchoredSeq == 0 || sum.Entries < sum.AnchoredSeq {
+		t.Fatalf("audit verify --cluster: exit %d, %+v, %v, stderr %q", code, sum, err, stderr)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutPath := filepath.Join(t.TempDir(), "cut.log")
+	cut := strings.SplitAfter(string(b), "\n")[:sum.AnchoredSeq-1]
+	if err := os.WriteFile(cutPath, []byte(strings.Join(cut, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := cli(t, bin, admin, "", "audit", "verify", cutPath); code != 0 {
+		t.Fatalf("the cut copy is a valid chain on its own: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, bin, admin, "", "audit", "verify", cutPath, "--cluster"); code != 1 || !strings.Contains(stderr, "cut off") {
+		t.Fatalf("audit verify --cluster of a cut copy: exit %d, stderr %q; want 1 and \"cut off\"", code, stderr)
 	}
 }

@@ -177,6 +177,8 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		Logger:     baseLog,
 		Now:        time.Now,
 		Audit:      auditLog,
+
+		AuditAnchorInterval: cfg.AuditAnchorInterval.Duration,
 	})
 	if err != nil {
 		return fmt.Errorf("vault: %w", err)

@@ -14,8 +14,9 @@
 // Verify names. A chain does not stop someone who can rewrite the whole
 // file from rewriting it consistently, nor show that the tail was cut off:
 // for that, record Log.Head (seq and hash) somewhere the node's operator
-// cannot rewrite, and compare. FORMAT.md describes the bytes so an auditor
-// can check a log with other tools.
+// cannot rewrite (an Anchor; the vault replicates them through Raft, keyed
+// by Log.Chain) and pass the anchors to Verify. FORMAT.md describes the
+// bytes so an auditor can check a log with other tools.
 //
 // Why per node and not in Raft. The log records what this node answered;
 // it must be durable before the answer, must not depend on a quorum being

@@ -251,4 +251,7 @@ func TestChainIsTheFirstRecordsHash(t *testing.T) {
 	if seq, _ := r.Head(); seq != 3 {
 		t.Fatalf("head seq %d after reopen", seq)
 	}
+	if c, err := audit.FileChain(path); err != nil || c != first {
+		t.Fatalf("FileChain: %q, %v; want %q", c, err, first)
+	}
 }

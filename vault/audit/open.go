@@ -153,9 +153,32 @@ func recoverTail(f *os.File, size int64) (Recovery, error) {
 	return rec, nil
 }
 
+// FileChain returns the chain of the log file at path (the hash of its first
+// record, as Log.Chain), reading only its first line; "" for an empty file.
+// It does not check the rest of the file: Verify does.
+func FileChain(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	if fi.Size() == 0 {
+		return "", nil
+	}
+	c, err := readChain(f, 1)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(c[:]), nil
+}
+
 // readChain returns the hash of the first record of a log whose last
 // record is seq (zero when the log is empty).
-func readChain(f *os.File, seq uint64) ([sha256.Size]byte, error) {
+func readChain(f io.ReaderAt, seq uint64) ([sha256.Size]byte, error) {
 	if seq == 0 {
 		return [sha256.Size]byte{}, nil
 	}

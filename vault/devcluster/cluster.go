@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -246,6 +247,9 @@ func ensurePINFile(path string) error {
 	return f.Close()
 }
 
+// devAuditAnchorInterval is how often dev nodes anchor their audit logs.
+const devAuditAnchorInterval = 2 * time.Second
+
 // writeConfigs (re)writes every active node's server configuration from the
 // state. Caller holds c.mu or has exclusive access.
 func (c *Cluster) writeConfigs() error {
@@ -267,6 +271,7 @@ func (c *Cluster) writeConfigs() error {
 		nc.Join = n.Join
 		nc.JoinTimeout = durationString(c.opts.StartTimeout)
 		nc.ShutdownTimeout = durationString(c.opts.StopTimeout * 2 / 3)
+		nc.AuditAnchorInterval = durationString(devAuditAnchorInterval)
 		nc.HSM.Lib = c.lib
 		nc.HSM.TokenLabel = tokenLabel(n.ID)
 		nc.HSM.PINFile = p.PIN

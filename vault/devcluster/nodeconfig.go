@@ -21,6 +21,10 @@ type nodeConfig struct {
 	JoinTimeout     string   `toml:"join_timeout,omitempty"`
 	ShutdownTimeout string   `toml:"shutdown_timeout,omitempty"`
 	MetricsAddr     string   `toml:"metrics_addr,omitempty"`
+	// AuditAnchorInterval: dev nodes anchor their audit logs every few
+	// seconds, so that `panvault audit verify --cluster` has something to
+	// check soon after the cluster starts.
+	AuditAnchorInterval string `toml:"audit_anchor_interval,omitempty"`
 
 	HSM struct {
 		Lib        string `toml:"lib"`
