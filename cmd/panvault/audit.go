@@ -68,12 +68,8 @@ first record) then seq: which node's log held which record with which hash,
 and when the node recorded it.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			all := &pb.ListAuditAnchorsResponse{}
-			if err := listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
-				resp, err := pb.NewClusterServiceClient(cc).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: chain, NodeId: node, PageToken: token})
-				all.Anchors = append(all.Anchors, resp.GetAnchors()...)
-				return resp.GetNextPageToken(), err
-			}); err != nil {
+			all, err := fetchAnchors(c, cf, chain, node)
+			if err != nil {
 				return err
 			}
 			if cf.json() {
@@ -117,15 +113,26 @@ func clusterAnchors(c *cobra.Command, cf *clientFlags, path string) ([]audit.Anc
 	if chain == "" {
 		return nil, nil // an empty file has no chain; no anchor can name it
 	}
-	var out []audit.Anchor
-	err = listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
-		resp, err := pb.NewClusterServiceClient(cc).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: chain, PageToken: token})
-		for _, a := range resp.GetAnchors() {
-			out = append(out, audit.Anchor{Seq: a.GetSeq(), Hash: a.GetHash()})
-		}
+	all, err := fetchAnchors(c, cf, chain, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]audit.Anchor, len(all.GetAnchors()))
+	for i, a := range all.GetAnchors() {
+		out[i] = audit.Anchor{Seq: a.GetSeq(), Hash: a.GetHash()}
+	}
+	return out, nil
+}
+
+// fetchAnchors lists every anchor of chain and node ("": all), all pages.
+func fetchAnchors(c *cobra.Command, cf *clientFlags, chain, node string) (*pb.ListAuditAnchorsResponse, error) {
+	all := &pb.ListAuditAnchorsResponse{}
+	err := listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
+		resp, err := pb.NewClusterServiceClient(cc).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: chain, NodeId: node, PageToken: token})
+		all.Anchors = append(all.Anchors, resp.GetAnchors()...)
 		return resp.GetNextPageToken(), err
 	})
-	return out, err
+	return all, err
 }
 
 // auditSummaryJSON is `audit verify` in --output json.
