@@ -50,9 +50,13 @@ func (n *Node) runAuditAnchors() {
 		seq, err := n.anchorAudit(n.ctx, last)
 		if err != nil {
 			if n.ctx.Err() == nil {
+				n.anchorFailures.Add(1)
 				n.log.Warn("audit anchor not recorded; trying again at the next interval", "seq", seq, "err", err)
 			}
 			continue
+		}
+		if seq != last {
+			n.anchors.Add(1)
 		}
 		last = seq
 	}

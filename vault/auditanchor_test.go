@@ -125,6 +125,13 @@ func TestAuditAnchors(t *testing.T) {
 		return len(later) > len(mine) && later[len(later)-1].GetSeq() >= grown && later[0].GetSeq() == mine[0].GetSeq()
 	})
 
+	if v, ok := gatherValue(t, nd.Vault, "panvault_audit_total", "counter", "anchors"); !ok || v < 2 {
+		t.Fatalf("panvault_audit_total{counter=anchors} = %v (present %v), want at least the 2 anchors listed", v, ok)
+	}
+	if _, ok := gatherValue(t, nd.Vault, "panvault_audit_total", "counter", "anchor_failures"); !ok {
+		t.Fatal("panvault_audit_total{counter=anchor_failures} missing")
+	}
+
 	_, err = c.ClusterAdmin(t, 0).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: "abc"})
 	if codeOf(err) != codes.InvalidArgument || len(violations(err)) != 1 || violations(err)[0].GetField() != "chain" {
 		t.Fatalf("a malformed chain: %v", err)

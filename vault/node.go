@@ -144,6 +144,10 @@ type Node struct {
 
 	closeOnce sync.Once
 
+	// anchors and anchorFailures count audit anchor proposals
+	// (auditanchor.go) that were committed and that failed.
+	anchors, anchorFailures atomic.Uint64
+
 	// sweepPaused stops the expiry sweep (tests pause it to observe
 	// expired records before they are removed).
 	sweepPaused atomic.Bool
