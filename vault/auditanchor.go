@@ -12,6 +12,7 @@ package vault
 // the same hash.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -81,8 +82,17 @@ func (n *Node) anchorAudit(ctx context.Context, last uint64) (uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := n.store.Propose(ctx, raftstore.PutIfAbsent(bucketAuditAnchors, anchorKey(c, seq), v)); err != nil {
+	res, err := n.store.Propose(ctx, raftstore.PutIfAbsent(bucketAuditAnchors, anchorKey(c, seq), v))
+	if err != nil {
 		return seq, err
+	}
+	if !res.Applied {
+		// Our own retry after an unknown outcome finds our anchor; anything
+		// else under this chain and seq was written by someone else.
+		old := &vaultpb.AuditAnchor{}
+		if ex, ok := res.Existing(); !ok || decodeRecord(ex, old) != nil || !bytes.Equal(old.GetHash(), h) || old.GetNodeId() != n.id {
+			return seq, fmt.Errorf("vault: an anchor of this audit log's seq %d already exists with another hash or node: it was not written by this node's log", seq)
+		}
 	}
 	return seq, nil
 }

@@ -139,3 +139,47 @@ func TestAuditAnchors(t *testing.T) {
 	_, err = pb.NewClusterServiceClient(c.ClientConn(t, 0)).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{})
 	wantCode(t, err, codes.PermissionDenied, "anchors listed by a client identity")
 }
+
+// An anchor already under the node's chain and next seq with another hash
+// (written by something other than this log) is not taken for the node's
+// own: the proposal is reported as failed, and the planted anchor makes the
+// log fail verification, which is what an auditor must see.
+func TestAuditAnchorConflictIsAnError(t *testing.T) {
+	c := devCluster(t)
+	ctx := ctxT(t)
+	nd := c.Nodes[0]
+	if _, err := c.Signing(t, 0).Sign(ctx, &pb.SignRequest{Key: vault.DevKeySigning, Message: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := vault.AnchorAudit(ctx, nd.Vault); err != nil || seq == 0 {
+		t.Fatalf("anchor: seq %d, %v", seq, err)
+	}
+	if seq, err := vault.AnchorAudit(ctx, nd.Vault); err != nil {
+		t.Fatalf("the same anchor again (a retry): seq %d, %v", seq, err)
+	}
+	if _, err := c.Signing(t, 0).Sign(ctx, &pb.SignRequest{Key: vault.DevKeySigning, Message: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := nd.Audit.Head()
+	if err := vault.PlantAnchor(ctx, c.Nodes[1].Vault, nd.Audit.Chain(), seq, make([]byte, 32), c.Nodes[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vault.AnchorAudit(ctx, nd.Vault); err == nil || !strings.Contains(err.Error(), "already exists with another hash") {
+		t.Fatalf("anchor over a planted one: %v, want an error", err)
+	}
+	resp, err := c.ClusterAdmin(t, 0).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: nd.Audit.Chain()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var anchors []audit.Anchor
+	for _, a := range resp.GetAnchors() {
+		anchors = append(anchors, audit.Anchor{Seq: a.GetSeq(), Hash: a.GetHash()})
+	}
+	raw, err := os.ReadFile(nd.AuditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Verify(strings.NewReader(string(raw)), anchors...); !errors.Is(err, audit.ErrCorrupt) {
+		t.Fatalf("the log against a planted anchor: %v, want ErrCorrupt", err)
+	}
+}

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 
 	"github.com/panvault/panvault/keys"
@@ -143,4 +144,24 @@ func TokenizeAs(ctx context.Context, n *Node, sc, identity, requestID, pan strin
 		return "", res[0].err
 	}
 	return res[0].resp.GetToken(), nil
+}
+
+// AnchorAudit proposes n's audit head as an anchor now, as its anchor loop
+// does at each interval.
+func AnchorAudit(ctx context.Context, n *Node) (uint64, error) { return n.anchorAudit(ctx, 0) }
+
+// PlantAnchor writes an anchor under chain (hex) and seq with hash and node
+// id: what a peer that is not the log's writer could propose. It stands in
+// for a compromised or confused node.
+func PlantAnchor(ctx context.Context, n *Node, chain string, seq uint64, hash []byte, node string) error {
+	c, err := hex.DecodeString(chain)
+	if err != nil {
+		return err
+	}
+	v, err := encodeRecord(&vaultpb.AuditAnchor{NodeId: node, Hash: hash, RecordedUnixNanos: n.now().UnixNano()})
+	if err != nil {
+		return err
+	}
+	_, err = n.store.Propose(ctx, raftstore.PutIfAbsent(bucketAuditAnchors, anchorKey(c, seq), v))
+	return err
 }
