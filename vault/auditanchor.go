@@ -66,8 +66,8 @@ func (n *Node) runAuditAnchors() {
 // anchorAudit proposes the log's head as an anchor unless its seq is last
 // (nothing new). It returns the head's seq.
 func (n *Node) anchorAudit(ctx context.Context, last uint64) (uint64, error) {
-	chain := n.audit.Chain()
-	seq, hash := n.audit.Head()
+	chain, head := n.audit.HeadAnchor()
+	seq, hash := head.Seq, head.Hash
 	if seq == 0 || seq == last {
 		return seq, nil
 	}

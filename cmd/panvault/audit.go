@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -39,7 +40,9 @@ can: each node records the seq and hash of its log's head through Raft once
 a minute. --cluster fetches every anchor of the file's chain from the nodes
 of PANVAULT_ADDR (admin identity) and checks the file against all of them;
 --anchor SEQ:HASH checks one you recorded yourself. A record anchored once
-must still be in the file with the same hash.`,
+must still be in the file with the same hash. With --cluster, a file whose
+chain the cluster never anchored (an empty file, one younger than an anchor
+interval, or one rewritten from its first line) fails: nothing vouches for it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			anchors, err := parseAnchors(anchorFlags)
@@ -90,6 +93,10 @@ and when the node recorded it.`,
 	return cmd
 }
 
+// errNotAnchored: audit verify --cluster found nothing to check the file
+// against (a verification that checked no anchor does not pass).
+var errNotAnchored = errors.New("not anchored")
+
 // parseAnchors parses --anchor values SEQ:HASH.
 func parseAnchors(vals []string) ([]audit.Anchor, error) {
 	var out []audit.Anchor
@@ -111,11 +118,17 @@ func clusterAnchors(c *cobra.Command, cf *clientFlags, path string) ([]audit.Anc
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if chain == "" {
-		return nil, nil // an empty file has no chain; no anchor can name it
+		return nil, fmt.Errorf("%s: %w: the file is empty, and no anchor can vouch for an empty file", path, errNotAnchored)
 	}
 	all, err := fetchAnchors(c, cf, chain, "")
 	if err != nil {
 		return nil, err
+	}
+	if len(all.GetAnchors()) == 0 {
+		// A chain is named by its first record: a file rewritten from its
+		// first line on has a chain no node ever anchored.
+		return nil, fmt.Errorf("%s: %w: the cluster holds no anchor of this file's chain %s: the file is younger than one anchor interval, or it is not a log a node wrote (`panvault audit anchors --node ID` lists what each node anchored)",
+			path, errNotAnchored, chain[:16])
 	}
 	out := make([]audit.Anchor, len(all.GetAnchors()))
 	for i, a := range all.GetAnchors() {
@@ -124,11 +137,17 @@ func clusterAnchors(c *cobra.Command, cf *clientFlags, path string) ([]audit.Anc
 	return out, nil
 }
 
+// anchorPageSize asks for the server's largest page (1,000): a chain gains
+// an anchor a minute, and each page is a linearizable read and an audit
+// record of its own.
+const anchorPageSize = 1000
+
 // fetchAnchors lists every anchor of chain and node ("": all), all pages.
 func fetchAnchors(c *cobra.Command, cf *clientFlags, chain, node string) (*pb.ListAuditAnchorsResponse, error) {
 	all := &pb.ListAuditAnchorsResponse{}
 	err := listAll(c, cf, func(ctx context.Context, cc *grpc.ClientConn, token string) (string, error) {
-		resp, err := pb.NewClusterServiceClient(cc).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{Chain: chain, NodeId: node, PageToken: token})
+		resp, err := pb.NewClusterServiceClient(cc).ListAuditAnchors(ctx, &pb.ListAuditAnchorsRequest{
+			Chain: chain, NodeId: node, PageToken: token, PageSize: anchorPageSize})
 		all.Anchors = append(all.Anchors, resp.GetAnchors()...)
 		return resp.GetNextPageToken(), err
 	})

@@ -74,7 +74,7 @@ func (f *clientFlags) connect() (*cluster, error) {
 	cert := firstNonEmpty(f.cert, os.Getenv(envCert))
 	key := firstNonEmpty(f.key, os.Getenv(envKey))
 	for _, m := range []struct{ flag, env, val string }{
-		{"--addr", envAddr, addr}, {"--cacert", envCACert, ca}, {"--cert", envCert, cert}, {"--key", envKey, key},
+		{"--addr", envAddr, addr}, {"--cacert", envCACert, ca}, {"--cert", envCert, cert}, {"--tls-key", envKey, key},
 	} {
 		if m.val == "" {
 			return nil, &usageError{fmt.Errorf("no %s: set %s or pass %s (`panvault dev` writes DIR/client.env)", m.flag, m.env, m.flag)}

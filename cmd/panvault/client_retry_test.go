@@ -82,6 +82,7 @@ func TestCLIErrorsMaskPANs(t *testing.T) {
 	for _, args := range [][]string{
 		{pan},
 		{"scheme", "list", pan},
+		{"scheme", pan},
 		{"scheme", "list", "4111 1111 1111 1111"},
 		{"cluster", "status", "-o", "json", "4111-1111-1111-1111"},
 	} {
@@ -115,6 +116,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"cluster", "frob"}, `unknown command "frob" for "panvault cluster"`},
+		{[]string{"audit", "frob"}, "unknown command"},
 		{[]string{"sign", "--key", "payments-p256"}, "arg"},
 		{[]string{"sign", "a.xml"}, `required flag(s) "key" not set`},
 		{[]string{"verify", "--key", "k", "a.xml"}, "arg"},

@@ -393,4 +393,16 @@ func checkAuditAnchors(t *testing.T, bin string, admin map[string]string, logPat
 	if code, _, stderr := cli(t, bin, admin, "", "audit", "verify", cutPath, "--cluster"); code != 1 || !strings.Contains(stderr, "cut off") {
 		t.Fatalf("audit verify --cluster of a cut copy: exit %d, stderr %q; want 1 and \"cut off\"", code, stderr)
 	}
+	// A valid log no node wrote (its own chain), and an empty file: nothing
+	// vouches for them.
+	foreign, _ := auditLogFile(t, 3)
+	emptyPath := filepath.Join(t.TempDir(), "empty.log")
+	if err := os.WriteFile(emptyPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{foreign, emptyPath} {
+		if code, _, stderr := cli(t, bin, admin, "", "audit", "verify", p, "--cluster"); code != 1 || !strings.Contains(stderr, "not anchored") {
+			t.Fatalf("audit verify --cluster of %s: exit %d, stderr %q; want 1 and \"not anchored\"", filepath.Base(p), code, stderr)
+		}
+	}
 }

@@ -131,7 +131,10 @@ matching flags):
 }
 
 // markArgErrors makes every argument-count error of c and its subcommands a
-// usage error (exit status 2).
+// usage error (exit status 2). A command group (subcommands, nothing to run
+// itself) answers an argument that names none of its subcommands with
+// "unknown command", as the root does; cobra would print the group's help
+// and exit 0.
 func markArgErrors(c *cobra.Command) {
 	if v := c.Args; v != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
@@ -143,6 +146,14 @@ func markArgErrors(c *cobra.Command) {
 				return &usageError{err}
 			}
 			return nil
+		}
+	}
+	if c.HasParent() && c.HasSubCommands() && !c.Runnable() {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+			}
+			return cmd.Help()
 		}
 	}
 	for _, sub := range c.Commands() {

@@ -198,12 +198,20 @@ func (l *Log) Head() (seq uint64, hash string) {
 // that starts a new file starts a new series of anchors and the old file's
 // stay as they were. Empty while the log has no record.
 func (l *Log) Chain() string {
+	chain, _ := l.HeadAnchor()
+	return chain
+}
+
+// HeadAnchor returns the chain and the last durable record as an Anchor,
+// read together (Chain and Head called one after the other could straddle
+// the first record). Empty chain and zero anchor for an empty log.
+func (l *Log) HeadAnchor() (chain string, head Anchor) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.headSeq == 0 {
-		return ""
+		return "", Anchor{}
 	}
-	return hex.EncodeToString(l.chain[:])
+	return hex.EncodeToString(l.chain[:]), Anchor{Seq: l.headSeq, Hash: hex.EncodeToString(l.headHash[:])}
 }
 
 // Stats returns counters since Open.
