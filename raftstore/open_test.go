@@ -60,3 +60,37 @@ func TestOpenRefusesStateWithoutRaftLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// HasState: no file, and a log file a node opened but never wrote to (it
+// never bootstrapped or joined), are not state; a bootstrapped node's log
+// is, also after a clean shutdown.
+func TestHasStateNeedsAnEntryOrATerm(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	if had, err := HasState(t.TempDir()); had || err != nil {
+		t.Fatalf("empty dir: %v, %v", had, err)
+	}
+	n := startNode(t, ca, "n1", clusterOpts{})
+	if err := n.s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(n.dir, raftFileName)); err != nil || fi.Size() == 0 {
+		t.Fatalf("the never-used node left no log file to check: %v", err)
+	}
+	if had, err := HasState(n.dir); had || err != nil {
+		t.Fatalf("a node that never bootstrapped or joined: %v, %v", had, err)
+	}
+	n.restart(t)
+	ctx := ctxT(t, 20*time.Second)
+	if err := n.s.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.s.WaitForLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if had, err := HasState(n.dir); !had || err != nil {
+		t.Fatalf("a bootstrapped node: %v, %v", had, err)
+	}
+}

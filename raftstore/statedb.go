@@ -146,17 +146,56 @@ func syncDir(dir string) error {
 
 func statePath(dataDir string) string { return filepath.Join(dataDir, stateFileName) }
 
-// HasState reports whether dataDir holds a node's Raft log, without opening
-// it: whether the node has been a member before (its replicated state may
-// then name things, such as a rotated master key, its configuration does
-// not).
+// HasState reports whether dataDir holds the Raft state of a node that has
+// been a member: a Raft log with an entry or a term above zero. Its
+// replicated state may then name things, such as a rotated master key, its
+// configuration does not, and peers know it by its Raft address. A log file
+// that a node created but never wrote (it failed before it bootstrapped or
+// joined, for example on a taken port) is not state. It opens the log
+// read-only: call it while no process holds the node's store.
 func HasState(dataDir string) (bool, error) {
-	fi, err := os.Stat(filepath.Join(dataDir, raftFileName))
+	path := filepath.Join(dataDir, raftFileName)
+	fi, err := os.Stat(path)
 	switch {
-	case err == nil:
-		return fi.Size() > 0, nil
 	case errors.Is(err, os.ErrNotExist):
 		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("raftstore: %w", err)
+	case fi.Size() == 0:
+		return false, nil
 	}
-	return false, fmt.Errorf("raftstore: %w", err)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return false, fmt.Errorf("raftstore: open %s: %w", path, err)
+	}
+	defer db.Close()
+	had := false
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(raftLogsBucket); b != nil {
+			if k, _ := b.Cursor().First(); k != nil {
+				had = true
+				return nil
+			}
+		}
+		if b := tx.Bucket(raftConfBucket); b != nil {
+			if v := b.Get(raftKeyCurrentTerm); len(v) == 8 && binary.BigEndian.Uint64(v) > 0 {
+				had = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("raftstore: read %s: %w", path, err)
+	}
+	return had, nil
 }
+
+// The layout raft-boltdb/v2 gives the Raft log file, which HasState reads
+// without opening a store: bucket "logs" (index -> entry) and bucket "conf"
+// (the stable store; hashicorp/raft keeps its term under "CurrentTerm",
+// uint64 big-endian).
+var (
+	raftLogsBucket     = []byte("logs")
+	raftConfBucket     = []byte("conf")
+	raftKeyCurrentTerm = []byte("CurrentTerm")
+)

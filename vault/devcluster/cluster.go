@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/panvault/panvault/raftstore"
 	"github.com/panvault/panvault/softhsm"
 	"github.com/panvault/panvault/vault/pki"
 )
@@ -289,11 +290,11 @@ func (c *Cluster) writeConfigs() error {
 		nc.Raft.StateCommitInterval = durationString(c.opts.StateCommitInterval)
 		nc.HSM.PoolSize = c.opts.HSMPoolSize
 		if c.opts.Pprof {
-			if nc.Debug.PprofAddr, err = stablePort(&c.pprofAddrs, n.ID); err != nil {
+			if nc.Debug.PprofAddr, err = c.stablePort(&c.pprofAddrs, n.ID); err != nil {
 				return err
 			}
 		}
-		if nc.MetricsAddr, err = stablePort(&c.metricsAddrs, n.ID); err != nil {
+		if nc.MetricsAddr, err = c.stablePort(&c.metricsAddrs, n.ID); err != nil {
 			return err
 		}
 		nc.Log.Format = c.opts.NodeLogFormat
@@ -375,8 +376,10 @@ func (c *Cluster) startAllOnce(ctx context.Context) error {
 // node's last run found taken (its log names them), recomputes the join
 // lists of never-started nodes and rewrites the configs. It reports whether
 // anything changed. The server binds every port before it bootstraps or
-// joins, so a node that failed on a bind has not changed the membership and
-// its Raft address may change too.
+// joins, so a node that failed on a bind in its first run has not changed
+// the membership and its Raft address may change too; one with Raft state
+// (it joined in an earlier attempt) keeps it, and a taken Raft port is then
+// the error. Caller holds no lock; every node is stopped.
 func (c *Cluster) repickTakenPorts() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -386,14 +389,22 @@ func (c *Cluster) repickTakenPorts() bool {
 		if n.Removed || n.Started {
 			continue
 		}
-		taken := takenAddrs(pathsFor(c.opts.Dir, n.ID).Log)
+		p := pathsFor(c.opts.Dir, n.ID)
+		taken := takenAddrs(p.Log)
+		if taken[n.RaftAddr] {
+			// A node that joined in an earlier attempt (or run) is a member
+			// at this address: it cannot change here.
+			if had, err := raftstore.HasState(p.Data); err != nil || had {
+				return false
+			}
+		}
 		for _, a := range []*string{&n.APIAddr, &n.RaftAddr} {
 			if taken[*a] {
-				p, err := freePort()
+				np, err := freePort(c.addrsInUse())
 				if err != nil {
 					return false
 				}
-				*a, changed = p, true
+				*a, changed = np, true
 			}
 		}
 		for _, m := range []map[string]string{c.metricsAddrs, c.pprofAddrs} {
@@ -517,18 +528,35 @@ func (c *Cluster) TLSConfig(who Identity) *tls.Config {
 	return c.clientTLS.Clone()
 }
 
+// addrsInUse is every address the cluster has handed out: a new pick must
+// not land on a port another node of this cluster will bind. Caller holds
+// c.mu.
+func (c *Cluster) addrsInUse() map[string]bool {
+	in := map[string]bool{}
+	for _, n := range c.st.Nodes {
+		in[n.APIAddr], in[n.RaftAddr] = true, true
+	}
+	for _, m := range []map[string]string{c.metricsAddrs, c.pprofAddrs} {
+		for _, a := range m {
+			in[a] = true
+		}
+	}
+	return in
+}
+
 // stablePort returns node id's address in *m, picking a free port the
 // first time: a node keeps its listener address for the Cluster's life, so
 // rewriting the configurations (a node added) never points a running node's
 // NodeInfo at a port nobody listens on.
-func stablePort(m *map[string]string, id string) (string, error) {
+// Caller holds c.mu.
+func (c *Cluster) stablePort(m *map[string]string, id string) (string, error) {
 	if *m == nil {
 		*m = map[string]string{}
 	}
 	if a := (*m)[id]; a != "" {
 		return a, nil
 	}
-	a, err := freePort()
+	a, err := freePort(c.addrsInUse())
 	if err != nil {
 		return "", err
 	}

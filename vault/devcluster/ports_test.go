@@ -44,13 +44,14 @@ func TestFreePortBelowEphemeralRange(t *testing.T) {
 	if hi <= lo {
 		// The ephemeral range starts at or below 10000: nothing to pick
 		// below it; freePort falls back to a kernel-chosen port.
-		if _, err := freePort(); err != nil {
+		if _, err := freePort(nil); err != nil {
 			t.Fatal(err)
 		}
 		t.Skipf("ephemeral range starts at %d: no explicit range to check", hi)
 	}
+	inUse := map[string]bool{}
 	for range 20 {
-		a, err := freePort()
+		a, err := freePort(inUse)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,6 +63,10 @@ func TestFreePortBelowEphemeralRange(t *testing.T) {
 		if err != nil || p < lo || p >= hi {
 			t.Fatalf("port %s outside [%d, %d)", ps, lo, hi)
 		}
+		if inUse[a] {
+			t.Fatalf("port %s picked twice: addresses in use are skipped", ps)
+		}
+		inUse[a] = true
 	}
 }
 

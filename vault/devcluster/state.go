@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -71,22 +72,27 @@ func (s *state) write(dir string) error {
 func (s *state) newNode() (*nodeState, error) {
 	s.NextID++
 	n := nodeState{ID: "node" + strconv.Itoa(s.NextID)}
-	if err := n.pickPorts(); err != nil {
+	in := map[string]bool{}
+	for _, o := range s.Nodes {
+		in[o.APIAddr], in[o.RaftAddr] = true, true
+	}
+	if err := n.pickPorts(in); err != nil {
 		return nil, err
 	}
 	s.Nodes = append(s.Nodes, n)
 	return &s.Nodes[len(s.Nodes)-1], nil
 }
 
-// pickPorts chooses two free loopback ports. A port is free when listening
-// on it succeeds; it is closed again at once, so another program can take it
-// before the node binds it: the caller retries on a bind failure.
-func (n *nodeState) pickPorts() error {
-	api, err := freePort()
+// pickPorts chooses two free loopback ports other than the addresses in
+// inUse. A port is free when listening on it succeeds; it is closed again at
+// once, so another program can take it before the node binds it: the caller
+// retries on a bind failure.
+func (n *nodeState) pickPorts(inUse map[string]bool) error {
+	api, err := freePort(inUse)
 	if err != nil {
 		return err
 	}
-	raft, err := freePort()
+	raft, err := freePort(inUse, api)
 	if err != nil {
 		return err
 	}
@@ -99,11 +105,15 @@ func (n *nodeState) pickPorts() error {
 // out itself (to "127.0.0.1:0" or to any outgoing connection, and a test
 // run makes thousands) can be taken by another process between this probe
 // and the node's bind, one chosen outside that range only by a program that
-// names it.
-func freePort() (string, error) {
+// names it. It never returns an address of inUse or also (addresses this
+// cluster has handed out and whose nodes may be down right now).
+func freePort(inUse map[string]bool, also ...string) (string, error) {
 	lo, hi := explicitPortRange()
 	for try := 0; hi > lo && try < 64; try++ {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		if inUse[addr] || slices.Contains(also, addr) {
+			continue
+		}
 		if l, err := net.Listen("tcp", addr); err == nil {
 			l.Close()
 			return addr, nil
