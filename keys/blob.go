@@ -51,6 +51,13 @@ type WrappedKey struct {
 	PublicKey []byte // PKIX DER, key pairs only
 	Wrapped   []byte // RFC 5649 (CKM_AES_KEY_WRAP_PAD) ciphertext
 	Tag       []byte // AES-CMAC under the master key over the marshalled bytes before it
+
+	// CheckValue is the key's KCV (AES-CMAC of a zero block under the key
+	// itself), set by GenerateKey for AES keys; nil otherwise and for a
+	// parsed blob. It is not part of the blob: the loaded copy of a key may
+	// only do its one operation, so the KCV can only be taken when the key
+	// is made, and the caller keeps it with the key's other metadata.
+	CheckValue *KCV
 }
 
 // Ref returns the key's id and version.

@@ -94,6 +94,14 @@ func (h *HSM) generateWrapped(sh pkcs11.SessionHandle, spec KeySpec) (wk *Wrappe
 		objs = append(objs, kh)
 		secret = kh
 	}
+	var check *KCV
+	if class, kt := keyClass(spec.Type); class == pkcs11.CKO_SECRET_KEY && kt == pkcs11.CKK_AES {
+		k, err := kcvOf(h.p, sh, secret)
+		if err != nil {
+			return nil, fmt.Errorf("key check value: %w", err)
+		}
+		check = &k
+	}
 
 	wrapped, err := h.p.WrapKey(sh, mech(pkcs11.CKM_AES_KEY_WRAP_PAD, nil), mk, secret)
 	if err != nil {
@@ -103,12 +111,13 @@ func (h *HSM) generateWrapped(sh pkcs11.SessionHandle, spec KeySpec) (wk *Wrappe
 		return nil, fmt.Errorf("wrap under master key: %w", err)
 	}
 	wk = &WrappedKey{
-		ID:        spec.ID,
-		Version:   spec.Version,
-		Type:      spec.Type,
-		MasterKCV: mkKCV,
-		PublicKey: pubDER,
-		Wrapped:   wrapped,
+		ID:         spec.ID,
+		Version:    spec.Version,
+		Type:       spec.Type,
+		MasterKCV:  mkKCV,
+		PublicKey:  pubDER,
+		Wrapped:    wrapped,
+		CheckValue: check,
 	}
 	tag, err := cmac(h.p, sh, mk, wk.authenticated())
 	if err != nil {

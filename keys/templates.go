@@ -42,8 +42,9 @@ func ecParams(t KeyType) []byte {
 
 // generateTemplate describes the key as first generated: a session object
 // whose only purpose is to be wrapped once under the master key and then
-// destroyed. It has no usage at all, and is extractable only because
-// wrapping requires it; the copy that is used is the unwrapped one.
+// destroyed. It has no usage but one AES-CMAC for an AES key's KCV, and is
+// extractable only because wrapping requires it; the copy that is used is
+// the unwrapped one.
 func generateTemplate(t KeyType) []*pkcs11.Attribute {
 	class, kt := keyClass(t)
 	a := []*pkcs11.Attribute{
@@ -56,15 +57,21 @@ func generateTemplate(t KeyType) []*pkcs11.Attribute {
 		attr(pkcs11.CKA_DERIVE, false),     // no derived keys
 	}
 	if class == pkcs11.CKO_SECRET_KEY {
+		// AES keys compute one CMAC, their key check value, before they are
+		// wrapped; the copy that is used never can.
+		kcv := kt == pkcs11.CKK_AES
 		a = append(a,
 			attr(pkcs11.CKA_VALUE_LEN, 32), // 256-bit key
 			attr(pkcs11.CKA_ENCRYPT, false),
 			attr(pkcs11.CKA_DECRYPT, false),
-			attr(pkcs11.CKA_SIGN, false),
+			attr(pkcs11.CKA_SIGN, kcv),
 			attr(pkcs11.CKA_VERIFY, false),
 			attr(pkcs11.CKA_WRAP, false),
 			attr(pkcs11.CKA_UNWRAP, false),
 		)
+		if kcv {
+			a = append(a, allowedMechanisms(pkcs11.CKM_AES_CMAC))
+		}
 	} else {
 		a = append(a,
 			attr(pkcs11.CKA_SIGN, false),

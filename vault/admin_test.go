@@ -117,8 +117,21 @@ func TestAdmin(t *testing.T) {
 		if k.GetType() != pb.KeyType_KEY_TYPE_ECDSA_P256 || k.GetPurpose() != pb.KeyPurpose_KEY_PURPOSE_SIGNING ||
 			k.GetLatestVersion() != 1 || k.GetMinDecryptionVersion() != 1 || len(k.GetVersions()) != 1 ||
 			k.GetVersions()[0].GetState() != pb.KeyState_KEY_STATE_ACTIVE || len(k.GetVersions()[0].GetPublicKeyDer()) == 0 ||
-			len(k.GetVersions()[0].GetMasterKeyKcv()) != 6 {
+			len(k.GetVersions()[0].GetMasterKeyKcv()) != 6 || k.GetVersions()[0].GetKcv() != "" {
 			t.Fatalf("key info: %v", k)
+		}
+		// An AES key's version has its KCV, the same from every node.
+		var kcv string
+		for i := range c.Nodes {
+			g, err := c.Admin(t, i).GetKey(ctx, &pb.GetKeyRequest{Name: vault.DevKeyPAN})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := g.GetKey().GetVersions()[0].GetKcv()
+			if len(got) != 6 || strings.ToUpper(got) != got || i > 0 && got != kcv {
+				t.Fatalf("node %d: %s v1 kcv %q (node 0: %q)", i, vault.DevKeyPAN, got, kcv)
+			}
+			kcv = got
 		}
 		_, err = admin.GetKey(ctx, &pb.GetKeyRequest{Name: "nope"})
 		wantCode(t, err, codes.NotFound, "unknown key")

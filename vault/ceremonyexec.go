@@ -314,6 +314,7 @@ func (n *Node) prepareCreateKey(ctx context.Context, p ceremony.CreateKey, now t
 		Purpose: vaultpb.KeyPurpose(p.Purpose),
 		Versions: []*vaultpb.KeyVersionRecord{{
 			Version: 1, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: g.blob, CreateUnixNanos: ns, StateUnixNanos: ns,
+			Kcv: checkValue(g.wk),
 		}},
 		LatestVersion:        1,
 		MinDecryptionVersion: 1,
@@ -345,7 +346,7 @@ func (n *Node) prepareRotateKey(ctx context.Context, p ceremony.RotateKey, now t
 	if err != nil {
 		return lasting(err)
 	}
-	v, err := encodeRecord(rotatedRecord(rec, ver, g.blob, now.UnixNano()))
+	v, err := encodeRecord(rotatedRecord(rec, ver, g.blob, checkValue(g.wk), now.UnixNano()))
 	if err == nil && len(v) > raftstore.MaxValueSize {
 		err = errNoRoom(rec, len(v))
 	}

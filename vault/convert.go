@@ -300,6 +300,9 @@ func keyInfoToAPI(r *vaultpb.KeyRecord) *pb.KeyInfo {
 			State:      apiKeyState(v.GetState()),
 			CreateTime: timestamppb.New(time.Unix(0, v.GetCreateUnixNanos())),
 		}
+		if k := v.GetKcv(); len(k) == len(keys.KCV{}) {
+			kv.Kcv = keys.KCV(k).String()
+		}
 		if wk, err := keys.ParseWrappedKey(v.GetWrapped()); err == nil {
 			kv.MasterKeyKcv = wk.MasterKCV.String()
 			kv.PublicKeyDer = wk.PublicKey

@@ -104,7 +104,7 @@ func (n *Node) createKey(ctx context.Context, name string, kt keys.KeyType, p va
 		KeyType: uint32(kt),
 		Purpose: p,
 		Versions: []*vaultpb.KeyVersionRecord{{
-			Version: 1, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: blob, CreateUnixNanos: now,
+			Version: 1, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: blob, CreateUnixNanos: now, Kcv: checkValue(wk),
 		}},
 		LatestVersion:        1,
 		MinDecryptionVersion: 1,

@@ -32,9 +32,10 @@ func cloneKey(rec *vaultpb.KeyRecord) *vaultpb.KeyRecord {
 	return out
 }
 
-// rotatedRecord returns rec with version v (wrapped blob) added as the
-// active version and the previous active versions decrypt-only, at now.
-func rotatedRecord(rec *vaultpb.KeyRecord, v uint32, blob []byte, now int64) *vaultpb.KeyRecord {
+// rotatedRecord returns rec with version v (wrapped blob, key check value
+// kcv) added as the active version and the previous active versions
+// decrypt-only, at now.
+func rotatedRecord(rec *vaultpb.KeyRecord, v uint32, blob, kcv []byte, now int64) *vaultpb.KeyRecord {
 	out := cloneKey(rec)
 	for _, kv := range out.Versions {
 		if kv.GetState() == vaultpb.KeyState_KEY_STATE_ACTIVE {
@@ -43,7 +44,7 @@ func rotatedRecord(rec *vaultpb.KeyRecord, v uint32, blob []byte, now int64) *va
 		}
 	}
 	out.Versions = append(out.Versions, &vaultpb.KeyVersionRecord{
-		Version: v, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: blob, CreateUnixNanos: now, StateUnixNanos: now,
+		Version: v, State: vaultpb.KeyState_KEY_STATE_ACTIVE, Wrapped: blob, CreateUnixNanos: now, StateUnixNanos: now, Kcv: kcv,
 	})
 	out.LatestVersion = v
 	return out
@@ -143,6 +144,15 @@ func (n *Node) generateVersion(ctx context.Context, name string, v uint32, kt ke
 		return nil, err
 	}
 	return &generated{ref: ref, wk: wk, blob: blob}, nil
+}
+
+// checkValue is the KCV GenerateKey took of wk, as the 3 bytes a
+// KeyVersionRecord keeps (nil when it has none).
+func checkValue(wk *keys.WrappedKey) []byte {
+	if wk.CheckValue == nil {
+		return nil
+	}
+	return append([]byte(nil), wk.CheckValue[:]...)
 }
 
 // commit tells the keyring the version is loaded (its record committed).

@@ -23,7 +23,7 @@ func testKeyRecord() *vaultpb.KeyRecord {
 // forward and the input record is never modified.
 func TestKeyVersionTransitions(t *testing.T) {
 	r1 := testKeyRecord()
-	r2 := rotatedRecord(r1, 2, []byte("b2"), 20)
+	r2 := rotatedRecord(r1, 2, []byte("b2"), []byte{1, 2, 3}, 20)
 	if r1.GetLatestVersion() != 1 || r1.GetVersions()[0].GetState() != vaultpb.KeyState_KEY_STATE_ACTIVE || len(r1.GetVersions()) != 1 {
 		t.Fatalf("rotatedRecord modified its input")
 	}
@@ -90,7 +90,7 @@ func TestRotationDue(t *testing.T) {
 		t.Fatalf("default signing cryptoperiod: %v", cryptoperiodOf(r))
 	}
 	r.CryptoperiodNanos = int64(time.Hour)
-	r2 := rotatedRecord(r, 2, []byte("b2"), 5*int64(time.Hour))
+	r2 := rotatedRecord(r, 2, []byte("b2"), nil, 5*int64(time.Hour))
 	if got := rotationDue(r2); !got.Equal(time.Unix(0, 6*int64(time.Hour))) {
 		t.Fatalf("due after rotation: %v", got)
 	}

@@ -286,6 +286,11 @@ func TestKeyLifecycle(t *testing.T) {
 	if states[0] != pb.KeyState_KEY_STATE_DESTROYED || info.GetVersions()[0].GetMasterKeyKcv() != "" || info.GetMinDecryptionVersion() != 2 {
 		t.Fatalf("after destruction: %v", info)
 	}
+	// Each version has its own KCV, kept after destruction (the record of
+	// which key it was).
+	if k1, k2 := info.GetVersions()[0].GetKcv(), info.GetVersions()[1].GetKcv(); len(k1) != 6 || len(k2) != 6 || k1 == k2 {
+		t.Fatalf("KCVs of versions 1 and 2: %q, %q", k1, k2)
+	}
 	for _, nd := range c.Nodes {
 		for _, ref := range []keys.KeyRef{{ID: "life-gcm", Version: 1}, {ID: vault.DevKeyFF1, Version: 1}} {
 			waitFor(t, nd.ID+" unloads "+ref.String(), func() bool {

@@ -413,8 +413,13 @@ type KeyVersionRecord struct {
 	CreateUnixNanos int64  `protobuf:"varint,4,opt,name=create_unix_nanos,json=createUnixNanos,proto3" json:"create_unix_nanos,omitempty"`
 	// When the version entered its current state (0: at create_unix_nanos).
 	StateUnixNanos int64 `protobuf:"varint,5,opt,name=state_unix_nanos,json=stateUnixNanos,proto3" json:"state_unix_nanos,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// AES keys: the version's key check value (3 bytes: AES-CMAC of a zero
+	// block under the key), taken in the HSM when the version was generated
+	// (keys.WrappedKey.CheckValue). Empty for other key types and for versions
+	// generated before it was recorded. Kept through rewraps and destruction.
+	Kcv           []byte `protobuf:"bytes,6,opt,name=kcv,proto3" json:"kcv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyVersionRecord) Reset() {
@@ -480,6 +485,13 @@ func (x *KeyVersionRecord) GetStateUnixNanos() int64 {
 		return x.StateUnixNanos
 	}
 	return 0
+}
+
+func (x *KeyVersionRecord) GetKcv() []byte {
+	if x != nil {
+		return x.Kcv
+	}
+	return nil
 }
 
 // KeyRecord is bucket "keys", key = key name.
@@ -1249,13 +1261,14 @@ const file_vault_vaultpb_records_proto_rawDesc = "" +
 	"\x17allow_non_luhn_unionpay\x18\v \x01(\bR\x14allowNonLuhnUnionpay\x12*\n" +
 	"\x11create_unix_nanos\x18\f \x01(\x03R\x0fcreateUnixNanos\x12#\n" +
 	"\rprevious_keys\x18\r \x03(\tR\fpreviousKeys\x12\x1a\n" +
-	"\brevision\x18\x0e \x01(\x04R\brevision\"\xcf\x01\n" +
+	"\brevision\x18\x0e \x01(\x04R\brevision\"\xe1\x01\n" +
 	"\x10KeyVersionRecord\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.panvault.vault.v1.KeyStateR\x05state\x12\x18\n" +
 	"\awrapped\x18\x03 \x01(\fR\awrapped\x12*\n" +
 	"\x11create_unix_nanos\x18\x04 \x01(\x03R\x0fcreateUnixNanos\x12(\n" +
-	"\x10state_unix_nanos\x18\x05 \x01(\x03R\x0estateUnixNanos\"\x88\x03\n" +
+	"\x10state_unix_nanos\x18\x05 \x01(\x03R\x0estateUnixNanos\x12\x10\n" +
+	"\x03kcv\x18\x06 \x01(\fR\x03kcv\"\x88\x03\n" +
 	"\tKeyRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bkey_type\x18\x02 \x01(\rR\akeyType\x127\n" +

@@ -1218,10 +1218,13 @@ type KeyVersion struct {
 	State KeyState `protobuf:"varint,2,opt,name=state,proto3,enum=panvault.v1.KeyState" json:"state,omitempty"`
 	// When the version was generated.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// Key check value of this version, for AES256 keys: the first three bytes of
-	// the AES encryption of an all-zero block, as six upper-case hex digits.
-	// Lets custodians and operators compare keys without revealing them. Empty
-	// for other key types.
+	// Key check value of this version, for AES-256 keys (PAN encryption, FF1):
+	// the first three bytes of AES-CMAC of an all-zero block under the key
+	// (NIST SP 800-38B; the KCV the master key and its components use), as six
+	// upper-case hex digits, taken inside the HSM when the version was
+	// generated. Lets custodians and operators compare keys without revealing
+	// them. Empty for other key types, and for versions generated before
+	// panvault recorded it.
 	Kcv string `protobuf:"bytes,4,opt,name=kcv,proto3" json:"kcv,omitempty"`
 	// Key check value (same encoding) of the master key this version is wrapped
 	// under, so operators can tell which master key a node needs.
