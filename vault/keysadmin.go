@@ -80,24 +80,14 @@ func (n *Node) createKey(ctx context.Context, name string, kt keys.KeyType, p va
 	}
 
 	// No record: a key of this name in the HSM is a leftover of an earlier
-	// attempt whose outcome was unknown and that did not commit. Drop it.
-	ref := keys.KeyRef{ID: name, Version: 1}
-	if _, err := n.hsm.KeyInfo(ref); err == nil {
-		n.keyring.unload(ref)
-		if err := n.hsm.Unload(ref); err != nil && !errors.Is(err, keys.ErrKeyNotFound) {
-			return nil, false, err
-		}
-	}
-	wk, err := n.hsm.GenerateKey(ctx, keys.KeySpec{ID: name, Version: 1, Type: kt})
+	// attempt whose outcome was unknown and that did not commit;
+	// generateVersion drops it.
+	g, err := n.generateVersion(ctx, name, 1, kt)
 	if err != nil {
-		return nil, false, fmt.Errorf("generate %s key %q: %w", kt, name, err)
-	}
-	blob, err := wk.Marshal()
-	if err != nil {
-		_ = n.hsm.Unload(ref)
 		return nil, false, err
 	}
-	n.keyring.markLoaded(ref, wk)
+	g.commit(n)
+	ref, wk, blob := g.ref, g.wk, g.blob
 	now := n.now().UnixNano()
 	rec := &vaultpb.KeyRecord{
 		Name:    name,
