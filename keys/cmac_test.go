@@ -7,24 +7,26 @@ import (
 	"testing"
 )
 
+// dbl is the doubling in GF(2^128) of NIST SP 800-38B.
+func dbl(b []byte) []byte {
+	out := make([]byte, 16)
+	carry := byte(0)
+	for i := 15; i >= 0; i-- {
+		out[i] = b[i]<<1 | carry
+		carry = b[i] >> 7
+	}
+	if b[0]&0x80 != 0 {
+		out[15] ^= 0x87
+	}
+	return out
+}
+
 // softCMAC is AES-CMAC (NIST SP 800-38B) in Go, used only by tests to check
 // the KCVs the HSM computes over bytes the test already holds (components).
 func softCMAC(key, msg []byte) []byte {
 	c, err := aes.NewCipher(key)
 	if err != nil {
 		panic(err)
-	}
-	dbl := func(b []byte) []byte {
-		out := make([]byte, 16)
-		carry := byte(0)
-		for i := 15; i >= 0; i-- {
-			out[i] = b[i]<<1 | carry
-			carry = b[i] >> 7
-		}
-		if b[0]&0x80 != 0 {
-			out[15] ^= 0x87
-		}
-		return out
 	}
 	l := make([]byte, 16)
 	c.Encrypt(l, l)

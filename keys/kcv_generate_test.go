@@ -70,17 +70,3 @@ func TestGeneratedAESKeysCarryTheirKCV(t *testing.T) {
 		t.Fatal("a parsed blob has a check value")
 	}
 }
-
-// dbl is the doubling in GF(2^128) of NIST SP 800-38B.
-func dbl(b []byte) []byte {
-	out := make([]byte, 16)
-	carry := byte(0)
-	for i := 15; i >= 0; i-- {
-		out[i] = b[i]<<1 | carry
-		carry = b[i] >> 7
-	}
-	if b[0]&0x80 != 0 {
-		out[15] ^= 0x87
-	}
-	return out
-}
