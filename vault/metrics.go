@@ -33,7 +33,7 @@ var (
 	descApplied = prometheus.NewDesc("panvault_raft_applied_index",
 		"Highest Raft log index reflected in this node's state.", nil, nil)
 	descAudit = prometheus.NewDesc("panvault_audit_total",
-		"Audit log since the node started: entries written and fdatasyncs (group commit: entries per sync); anchors recorded through Raft and anchor proposals that failed (tried again at the next interval).", []string{"counter"}, nil)
+		"Audit log since the node started: entries written and fdatasyncs (group commit: entries per sync); files rotated and rotations that failed (the log kept its file); anchors recorded through Raft and anchor proposals that failed (tried again at the next interval).", []string{"counter"}, nil)
 	descStore = prometheus.NewDesc("panvault_raftstore_total",
 		"Raftstore counters since the node started: applied entries and commands, entries appended as leader, proposal batches forwarded to a leader, snapshot restores, state commits.", []string{"counter"}, nil)
 )
@@ -82,6 +82,8 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		as := n.audit.Stats()
 		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(as.Entries), "entries")
 		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(as.Syncs), "syncs")
+		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(as.Rotations), "rotations")
+		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(as.RotateFailures), "rotate_failures")
 		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(n.anchors.Load()), "anchors")
 		ch <- prometheus.MustNewConstMetric(descAudit, prometheus.CounterValue, float64(n.anchorFailures.Load()), "anchor_failures")
 	}

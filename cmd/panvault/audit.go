@@ -27,36 +27,36 @@ func newAuditCmd(io *stdio, cf *clientFlags) *cobra.Command {
 	var anchorFlags []string
 	var fromCluster bool
 	verify := &cobra.Command{
-		Use:   "verify FILE",
+		Use:   "verify FILE...",
 		Short: "Check every line of an audit log: seq, chain, hashes and anchors",
 		Long: `Check every line of an audit log file: canonical form, each line's hash, seq
-contiguous from 1, and each prev equal to the hash of the line before. Prints
-the number of entries, the first and last times and the last hash; exits 1
+contiguous, and each prev equal to the hash of the line before. Prints the
+number of entries, the first and last times and the last hash; exits 1
 naming the first line that fails.
 
-A chain alone cannot show that lines were cut off the end, or that the file
+A rotated log (audit_max_bytes) is several files: FILE.<first seq> for each
+rotated one and FILE for the current one. Give them in seq order
+(FILE.* FILE sorts so): each must continue the one before (next seq, prev =
+its last hash). A first file that starts past seq 1 is checked from its own
+first line, and the output says so.
+
+A chain alone cannot show that lines were cut off the end, or that a file
 was rewritten from some line on with every later hash recomputed. Anchors
-can: each node records the seq and hash of its log's head through Raft once
-a minute. --cluster fetches every anchor of the file's chain from the nodes
-of PANVAULT_ADDR (admin identity) and checks the file against all of them;
---anchor SEQ:HASH checks one you recorded yourself. A record anchored once
-must still be in the file with the same hash. With --cluster, a file whose
-chain the cluster never anchored (an empty file, one younger than an anchor
-interval, or one rewritten from its first line) fails: nothing vouches for it.`,
-		Args: cobra.ExactArgs(1),
+can: each node records the seq and hash of its current file's head through
+Raft once a minute. --cluster fetches every anchor of each file's chain
+(the hash of its first record) from the nodes of PANVAULT_ADDR (admin
+identity) and checks the file against all of them; --anchor SEQ:HASH checks
+one you recorded yourself. A record anchored once must still be there with
+the same hash. With --cluster, a file whose chain the cluster never anchored
+(an empty file, one younger than an anchor interval, or one rewritten from
+its first line) fails: nothing vouches for it.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			anchors, err := parseAnchors(anchorFlags)
 			if err != nil {
 				return err
 			}
-			if fromCluster {
-				fetched, err := clusterAnchors(c, cf, args[0])
-				if err != nil {
-					return err
-				}
-				anchors = append(anchors, fetched...)
-			}
-			return auditVerify(io, cf, args[0], anchors)
+			return auditVerify(c, io, cf, args, anchors, fromCluster)
 		},
 	}
 	verify.Flags().StringArrayVar(&anchorFlags, "anchor", nil, "an anchor SEQ:HASH the file must match (repeatable)")
@@ -154,51 +154,108 @@ func fetchAnchors(c *cobra.Command, cf *clientFlags, chain, node string) (*pb.Li
 	return all, err
 }
 
-// auditSummaryJSON is `audit verify` in --output json.
+// auditSummaryJSON is `audit verify` in --output json: one object for one
+// file, an array of them for several.
 type auditSummaryJSON struct {
 	File     string `json:"file"`
 	Entries  uint64 `json:"entries"`
+	FirstSeq uint64 `json:"first_seq,omitempty"`
+	LastSeq  uint64 `json:"last_seq,omitempty"`
 	First    string `json:"first,omitempty"`
 	Last     string `json:"last,omitempty"`
 	LastHash string `json:"last_hash"`
+	// Continues is set when the first file given starts past seq 1: the
+	// records before it were not checked.
+	Continues bool `json:"continues,omitempty"`
 	// Anchors is how many anchors the file was checked against;
 	// AnchoredSeq the highest seq among them.
 	Anchors     int    `json:"anchors"`
 	AnchoredSeq uint64 `json:"anchored_seq,omitempty"`
 }
 
-func auditVerify(io *stdio, cf *clientFlags, path string, anchors []audit.Anchor) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sum, err := audit.Verify(f, anchors...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	out := auditSummaryJSON{File: path, Entries: sum.Entries, LastHash: sum.LastHash, Anchors: len(anchors)}
-	for _, a := range anchors {
-		out.AnchoredSeq = max(out.AnchoredSeq, a.Seq)
-	}
-	if sum.Entries > 0 {
-		out.First = sum.First.Format(time.RFC3339Nano)
-		out.Last = sum.Last.Format(time.RFC3339Nano)
+// auditVerify checks files in order as one chain, each against the anchors
+// given and, with fromCluster, those of its own chain.
+func auditVerify(c *cobra.Command, io *stdio, cf *clientFlags, paths []string, given []audit.Anchor, fromCluster bool) error {
+	var outs []auditSummaryJSON
+	var start *audit.Anchor // the previous file's last record
+	for i, path := range paths {
+		// The anchors given on the command line that fall in this file
+		// (the last file also takes those past its end: a cut-off end).
+		firstSeq, lastSeq, err := audit.FileSeqs(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		var anchors []audit.Anchor
+		for _, a := range given {
+			if a.Seq >= firstSeq && (a.Seq <= lastSeq || i == len(paths)-1) {
+				anchors = append(anchors, a)
+			}
+		}
+		if fromCluster {
+			fetched, err := clusterAnchors(c, cf, path)
+			if err != nil {
+				return err
+			}
+			anchors = append(anchors, fetched...)
+		}
+		sum, continues, err := verifyOne(path, i == 0, start, anchors)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		out := auditSummaryJSON{File: path, Entries: sum.Entries, FirstSeq: sum.FirstSeq, LastSeq: sum.LastSeq,
+			LastHash: sum.LastHash, Continues: continues}
+		for _, a := range anchors {
+			if a.Seq >= sum.FirstSeq && a.Seq <= sum.LastSeq && sum.Entries > 0 {
+				out.Anchors++
+				out.AnchoredSeq = max(out.AnchoredSeq, a.Seq)
+			}
+		}
+		if sum.Entries > 0 {
+			out.First = sum.First.Format(time.RFC3339Nano)
+			out.Last = sum.Last.Format(time.RFC3339Nano)
+		}
+		outs = append(outs, out)
+		start = &audit.Anchor{Seq: sum.LastSeq, Hash: sum.LastHash}
 	}
 	if cf.json() {
-		return writeJSON(io.out, out)
+		if len(outs) == 1 {
+			return writeJSON(io.out, outs[0])
+		}
+		return writeJSON(io.out, outs)
 	}
-	fmt.Fprintf(io.out, "%s: chain verified\n", path)
-	fmt.Fprintf(io.out, "entries:   %d\n", out.Entries)
-	if sum.Entries > 0 {
-		fmt.Fprintf(io.out, "first:     %s\n", out.First)
-		fmt.Fprintf(io.out, "last:      %s\n", out.Last)
-	}
-	fmt.Fprintf(io.out, "last hash: %s\n", out.LastHash)
-	if len(anchors) > 0 {
-		fmt.Fprintf(io.out, "anchors:   %d matched (highest seq %d)\n", out.Anchors, out.AnchoredSeq)
-	} else {
-		fmt.Fprintln(io.out, "anchors:   none checked (a cut-off end cannot be seen without them: --cluster)")
+	for _, out := range outs {
+		fmt.Fprintf(io.out, "%s: chain verified\n", out.File)
+		if out.Continues {
+			fmt.Fprintf(io.out, "starts:    at seq %d, continuing a file not given (not checked)\n", out.FirstSeq)
+		}
+		fmt.Fprintf(io.out, "entries:   %d\n", out.Entries)
+		if out.Entries > 0 {
+			fmt.Fprintf(io.out, "first:     %s\n", out.First)
+			fmt.Fprintf(io.out, "last:      %s\n", out.Last)
+		}
+		fmt.Fprintf(io.out, "last hash: %s\n", out.LastHash)
+		if out.Anchors > 0 {
+			fmt.Fprintf(io.out, "anchors:   %d matched (highest seq %d)\n", out.Anchors, out.AnchoredSeq)
+		} else {
+			fmt.Fprintln(io.out, "anchors:   none checked (a cut-off end cannot be seen without them: --cluster)")
+		}
 	}
 	return nil
+}
+
+// verifyOne checks one file: the first file given from its own first line
+// (strictly from seq 1 when it starts there), a later one as continuing
+// start. continues says the first file starts past seq 1.
+func verifyOne(path string, first bool, start *audit.Anchor, anchors []audit.Anchor) (audit.Summary, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return audit.Summary{}, false, err
+	}
+	defer f.Close()
+	if !first {
+		sum, err := audit.VerifyFrom(f, start, anchors...)
+		return sum, false, err
+	}
+	sum, err := audit.VerifyFrom(f, nil, anchors...)
+	return sum, sum.FirstSeq > 1, err
 }

@@ -43,6 +43,9 @@ type serverConfig struct {
 	// AuditAnchorInterval is how often the node records its audit log's
 	// head through Raft while the log grows (default 1m; vault/auditanchor.go).
 	AuditAnchorInterval duration `toml:"audit_anchor_interval"`
+	// AuditMaxBytes rotates the audit log once it holds this many bytes
+	// (0: never; vault/audit/rotate.go).
+	AuditMaxBytes int64 `toml:"audit_max_bytes"`
 	// MetricsAddr, if set, serves Prometheus metrics at /metrics on this
 	// address over HTTPS with the node's certificate, to clients holding a
 	// certificate of the cluster CA (mutual TLS, like every other port).
@@ -269,6 +272,9 @@ func (c *serverConfig) validate() error {
 	if c.Bootstrap && len(c.Join) > 0 {
 		return &configError{Key: "bootstrap", Reason: "cannot be combined with join"}
 	}
+	if c.AuditMaxBytes < 0 || c.AuditMaxBytes > 0 && c.AuditMaxBytes < minAuditMaxBytes {
+		return &configError{Key: "audit_max_bytes", Reason: fmt.Sprintf("want 0 (never rotate) or at least %d bytes", minAuditMaxBytes)}
+	}
 	if len(c.Authz.Admins)+len(c.Authz.Clients) == 0 {
 		return &configError{Key: "authz", Reason: "no admin or client identity configured: every request would be denied"}
 	}
@@ -346,6 +352,10 @@ func (c *serverConfig) shutdownTimeout() time.Duration {
 	}
 	return 15 * time.Second
 }
+
+// minAuditMaxBytes is the smallest audit_max_bytes: a rotation per few
+// hundred records would only multiply files.
+const minAuditMaxBytes = 1 << 20
 
 // auditFile is audit_file, or its default in the data directory.
 func (c *serverConfig) auditFile() string {

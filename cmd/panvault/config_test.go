@@ -85,6 +85,8 @@ func TestLoadServerConfigNamesTheKey(t *testing.T) {
 		{"pool size", `pin_file = "/etc/panvault/pin"`, "pin_file = \"/etc/panvault/pin\"\npool_size = 100000", "hsm.pool_size"},
 		{"metrics on the api port", `bootstrap = true`, "bootstrap = true\nmetrics_addr = \"127.0.0.1:7443\"", "metrics_addr"},
 		{"metrics without port", `bootstrap = true`, "bootstrap = true\nmetrics_addr = \"9464\"", "metrics_addr"},
+		{"tiny audit files", `bootstrap = true`, "bootstrap = true\naudit_max_bytes = 4096", "audit_max_bytes"},
+		{"bad anchor interval", `bootstrap = true`, "bootstrap = true\naudit_anchor_interval = \"often\"", "audit_anchor_interval"},
 		{"pprof on the network", `[log]`, "[debug]\npprof_addr = \"0.0.0.0:6060\"\n[log]", "debug.pprof_addr"},
 		{"batch bound", `snapshot_interval = "1s"`, "snapshot_interval = \"1s\"\nmax_batch_commands = 100000", "raft.max_batch_commands"},
 		{"inflight bound", `snapshot_interval = "1s"`, "snapshot_interval = \"1s\"\nmax_inflight_batches = -1", "raft.max_inflight_batches"},

@@ -160,13 +160,16 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		return err
 	}
 
-	auditLog, err := audit.Open(cfg.auditFile(), audit.Options{})
+	auditLog, err := audit.Open(cfg.auditFile(), audit.Options{MaxFileBytes: cfg.AuditMaxBytes})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer closeLogged(log, "audit log", auditLog.Close)
 	if r := auditLog.Recovered(); r.TornBytes > 0 {
 		log.Warn("audit log: a torn last record (a crash while writing) was cut off", "bytes", r.TornBytes, "seq", r.Seq)
+	}
+	if r := auditLog.Recovered(); r.ContinuedFrom != "" {
+		log.Info("audit log: the new file continues the rotated one", "rotated", r.ContinuedFrom, "seq", r.Seq)
 	}
 
 	node, err := vault.New(ctx, vault.Config{

@@ -101,6 +101,7 @@ func (l *Log) commit() {
 		for _, r := range batch {
 			r.done <- nil
 		}
+		l.maybeRotate() // after the answers: they do not wait for it
 	}
 	clear(batch)
 	l.spare = batch[:0]
@@ -111,10 +112,10 @@ func (l *Log) writeBatch(batch []*request) error {
 	buf := l.buf[:0]
 	seq, prev := l.seq, l.prev
 	var first [sha256.Size]byte
-	for _, r := range batch {
+	for i, r := range batch {
 		seq++
 		buf, prev = appendLine(buf, seq, prev, r.body)
-		if seq == 1 {
+		if i == 0 {
 			first = prev
 		}
 	}
@@ -129,9 +130,14 @@ func (l *Log) writeBatch(batch []*request) error {
 	l.seq, l.prev = seq, prev
 	l.lastBatch = len(batch)
 	l.entries.Add(uint64(len(batch)))
+	l.size += int64(len(buf))
+	newFile := l.fileFirst == 0
+	if newFile {
+		l.fileFirst = seq - uint64(len(batch)) + 1
+	}
 	l.mu.Lock()
-	if l.headSeq == 0 {
-		l.chain = first
+	if newFile {
+		l.chain, l.chainSet = first, true
 	}
 	l.headSeq, l.headHash = seq, prev
 	l.mu.Unlock()

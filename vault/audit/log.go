@@ -37,6 +37,11 @@ type Options struct {
 	// soon as as many entries are queued as the previous batch held, so a
 	// lone appender never waits.
 	MaxDelay time.Duration
+	// MaxFileBytes, when positive, rotates the file once it holds at least
+	// this many bytes: it is renamed PATH.<seq of its first record, 20
+	// digits> and a new PATH continues the chain (next seq, prev = the last
+	// record's hash). See rotate.go.
+	MaxFileBytes int64
 }
 
 // Recovery says what Open found at the end of an existing file.
@@ -44,12 +49,17 @@ type Recovery struct {
 	Seq       uint64 // seq of the last complete record (0: empty log)
 	LastHash  string // its hash (64 zeros for an empty log)
 	TornBytes int64  // bytes of an incomplete last line truncated away (0: none)
+	// ContinuedFrom names the rotated file whose last record an empty log
+	// file continues (a crash or stop right after a rotation); "" otherwise.
+	ContinuedFrom string
 }
 
 // Stats counts a Log's work since Open.
 type Stats struct {
-	Entries uint64 // entries written and synced
-	Syncs   uint64 // fdatasync calls (one per group commit), failed ones included
+	Entries        uint64 // entries written and synced
+	Syncs          uint64 // fdatasync calls (one per group commit), failed ones included
+	Rotations      uint64 // files rotated away (Options.MaxFileBytes)
+	RotateFailures uint64 // rotations that failed (the log kept writing to the old file)
 }
 
 // Log is an append-only, hash-chained audit log file with group commit.
@@ -57,6 +67,7 @@ type Stats struct {
 type Log struct {
 	path     string
 	maxDelay time.Duration
+	maxBytes int64 // Options.MaxFileBytes
 	now      func() time.Time
 
 	mu       sync.Mutex
@@ -65,7 +76,8 @@ type Log struct {
 	failed   error // latched write or sync failure, wraps ErrFailed
 	headSeq  uint64
 	headHash [sha256.Size]byte
-	chain    [sha256.Size]byte // hash of record 1; zero while the log is empty
+	chain    [sha256.Size]byte // hash of the current file's first record
+	chainSet bool              // the current file has a record
 
 	wake   chan struct{} // cap 1: something was queued
 	stop   chan struct{} // closed by Close
@@ -79,10 +91,14 @@ type Log struct {
 	spare     []*request
 	lastBatch int
 	timer     *time.Timer
+	size      int64  // bytes in the current file
+	fileFirst uint64 // seq of the current file's first record; 0 while it has none
 
-	recovered Recovery
-	entries   atomic.Uint64
-	syncs     atomic.Uint64
+	recovered      Recovery
+	entries        atomic.Uint64
+	syncs          atomic.Uint64
+	rotations      atomic.Uint64
+	rotateFailures atomic.Uint64
 }
 
 // request is one Append waiting for its group commit.
@@ -100,7 +116,7 @@ func newLog(path string, f logFile, seq uint64, prev [sha256.Size]byte, opts Opt
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	l := &Log{
-		path: path, maxDelay: d, now: time.Now,
+		path: path, maxDelay: d, maxBytes: opts.MaxFileBytes, now: time.Now,
 		headSeq: seq, headHash: prev,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{}),
 		f: f, seq: seq, prev: prev, timer: t,
@@ -193,22 +209,25 @@ func (l *Log) Head() (seq uint64, hash string) {
 	return l.headSeq, hex.EncodeToString(l.headHash[:])
 }
 
-// Chain returns the hash of the log's first record, which names the file's
-// chain: anchors (see Anchor, Verify) are kept per chain, so that a node
-// that starts a new file starts a new series of anchors and the old file's
-// stay as they were. Empty while the log has no record.
+// Chain returns the hash of the current file's first record, which names
+// the file's chain: anchors (see Anchor, Verify) are kept per chain, so a
+// new file (a rotation, or a node that starts afresh) starts a new series
+// of anchors and the old file's stay as they were. A rotated file's last
+// record is bound into the next file by that file's first prev. Empty while
+// the current file has no record.
 func (l *Log) Chain() string {
 	chain, _ := l.HeadAnchor()
 	return chain
 }
 
-// HeadAnchor returns the chain and the last durable record as an Anchor,
-// read together (Chain and Head called one after the other could straddle
-// the first record). Empty chain and zero anchor for an empty log.
+// HeadAnchor returns the current file's chain and its last durable record
+// as an Anchor, read together (Chain and Head called one after the other
+// could straddle a first record or a rotation). Empty chain and zero anchor
+// while the current file has no record.
 func (l *Log) HeadAnchor() (chain string, head Anchor) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.headSeq == 0 {
+	if !l.chainSet {
 		return "", Anchor{}
 	}
 	return hex.EncodeToString(l.chain[:]), Anchor{Seq: l.headSeq, Hash: hex.EncodeToString(l.headHash[:])}
@@ -216,7 +235,8 @@ func (l *Log) HeadAnchor() (chain string, head Anchor) {
 
 // Stats returns counters since Open.
 func (l *Log) Stats() Stats {
-	return Stats{Entries: l.entries.Load(), Syncs: l.syncs.Load()}
+	return Stats{Entries: l.entries.Load(), Syncs: l.syncs.Load(),
+		Rotations: l.rotations.Load(), RotateFailures: l.rotateFailures.Load()}
 }
 
 // Path returns the log file's path.

@@ -68,18 +68,58 @@ func open(path string, f *os.File, created bool, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	size := fi.Size() - rec.TornBytes
+	var first uint64
+	var chain [sha256.Size]byte
+	if size > 0 {
+		if first, chain, err = readFirst(f); err != nil {
+			return nil, err
+		}
+	} else {
+		torn := rec.TornBytes
+		if rec, err = continueRotated(path); err != nil {
+			return nil, err
+		}
+		rec.TornBytes = torn
+	}
 	var prev [sha256.Size]byte
 	if _, err := hex.Decode(prev[:], []byte(rec.LastHash)); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	chain, err := readChain(f, rec.Seq)
-	if err != nil {
-		return nil, err
-	}
 	l := newLog(path, osFile{f}, rec.Seq, prev, opts)
 	l.recovered = rec
-	l.chain = chain
+	l.size, l.fileFirst = size, first
+	l.chain, l.chainSet = chain, first != 0
 	return l, nil
+}
+
+// continueRotated is where an empty log file at path starts: after the last
+// record of the newest rotated file beside it (a crash or stop right after a
+// rotation), or at seq 1 when there is none.
+func continueRotated(path string) (Recovery, error) {
+	rotated, err := RotatedFiles(path)
+	if err != nil || len(rotated) == 0 {
+		return Recovery{LastHash: hex.EncodeToString(zeroHash[:])}, err
+	}
+	last := rotated[len(rotated)-1]
+	rf, err := os.Open(last)
+	if err != nil {
+		return Recovery{}, fmt.Errorf("audit: %w", err)
+	}
+	defer rf.Close()
+	fi, err := rf.Stat()
+	if err != nil {
+		return Recovery{}, fmt.Errorf("audit: %w", err)
+	}
+	rec, keep, err := lastRecord(rf, fi.Size())
+	switch {
+	case err != nil:
+		return rec, fmt.Errorf("audit: rotated file %s: %w", last, err)
+	case keep != fi.Size() || rec.Seq == 0:
+		return rec, fmt.Errorf("%w: rotated file %s does not end with a complete record", ErrCorrupt, last)
+	}
+	rec.ContinuedFrom = last
+	return rec, nil
 }
 
 // checkMode refuses anything but a regular file of mode 0600 owned by us.
@@ -111,36 +151,10 @@ func syncDir(dir string) error {
 // complete line gives seq and hash; bytes after it are a torn write and are
 // truncated (and synced) away.
 func recoverTail(f *os.File, size int64) (Recovery, error) {
-	rec := Recovery{LastHash: hex.EncodeToString(zeroHash[:])}
-	if size == 0 {
-		return rec, nil
+	rec, keep, err := lastRecord(f, size)
+	if err != nil {
+		return rec, err
 	}
-	window := int64(2 * maxLineBytes)
-	start := max(size-window, 0)
-	buf := make([]byte, size-start)
-	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-		return rec, fmt.Errorf("audit: read tail: %w", err)
-	}
-	end := bytes.LastIndexByte(buf, '\n') // end of the last complete line
-	if tail := int64(len(buf) - end - 1); tail >= int64(maxLineBytes) || (end < 0 && start > 0) {
-		return rec, &CorruptError{Line: countLines(f, start+int64(end)+1) + 1, Reason: "last line longer than any record (not a torn write)"}
-	}
-	if end >= 0 {
-		lineStart := bytes.LastIndexByte(buf[:end], '\n') + 1
-		if lineStart == 0 && start > 0 {
-			return rec, &CorruptError{Line: countLines(f, start+int64(end)) + 1, Reason: "last complete line longer than any record"}
-		}
-		l, sum, err := parseLine(0, buf[lineStart:end])
-		if err != nil {
-			var ce *CorruptError
-			if errors.As(err, &ce) {
-				ce.Line = countLines(f, start+int64(lineStart)) + 1
-			}
-			return rec, err
-		}
-		rec.Seq, rec.LastHash = l.Seq, hex.EncodeToString(sum[:])
-	}
-	keep := start + int64(end) + 1
 	if keep < size {
 		rec.TornBytes = size - keep
 		if err := f.Truncate(keep); err != nil {
@@ -151,6 +165,42 @@ func recoverTail(f *os.File, size int64) (Recovery, error) {
 		}
 	}
 	return rec, nil
+}
+
+// lastRecord finds the last complete line of f (size bytes) and returns its
+// seq and hash, and where that line ends (keep; bytes after it are torn).
+// It only reads.
+func lastRecord(f *os.File, size int64) (rec Recovery, keep int64, err error) {
+	rec = Recovery{LastHash: hex.EncodeToString(zeroHash[:])}
+	if size == 0 {
+		return rec, 0, nil
+	}
+	window := int64(2 * maxLineBytes)
+	start := max(size-window, 0)
+	buf := make([]byte, size-start)
+	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+		return rec, 0, fmt.Errorf("audit: read tail: %w", err)
+	}
+	end := bytes.LastIndexByte(buf, '\n') // end of the last complete line
+	if tail := int64(len(buf) - end - 1); tail >= int64(maxLineBytes) || (end < 0 && start > 0) {
+		return rec, 0, &CorruptError{Line: countLines(f, start+int64(end)+1) + 1, Reason: "last line longer than any record (not a torn write)"}
+	}
+	if end >= 0 {
+		lineStart := bytes.LastIndexByte(buf[:end], '\n') + 1
+		if lineStart == 0 && start > 0 {
+			return rec, 0, &CorruptError{Line: countLines(f, start+int64(end)) + 1, Reason: "last complete line longer than any record"}
+		}
+		l, sum, err := parseLine(0, buf[lineStart:end])
+		if err != nil {
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				ce.Line = countLines(f, start+int64(lineStart)) + 1
+			}
+			return rec, 0, err
+		}
+		rec.Seq, rec.LastHash = l.Seq, hex.EncodeToString(sum[:])
+	}
+	return rec, start + int64(end) + 1, nil
 }
 
 // FileChain returns the chain of the log file at path (the hash of its first
@@ -169,36 +219,56 @@ func FileChain(path string) (string, error) {
 	if fi.Size() == 0 {
 		return "", nil
 	}
-	c, err := readChain(f, 1)
+	_, c, err := readFirst(f)
 	if err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(c[:]), nil
 }
 
-// readChain returns the hash of the first record of a log whose last
-// record is seq (zero when the log is empty).
-func readChain(f io.ReaderAt, seq uint64) ([sha256.Size]byte, error) {
-	if seq == 0 {
-		return [sha256.Size]byte{}, nil
+// FileSeqs returns the seqs of the first and last complete records of the
+// log file at path (0, 0 for an empty file), reading only its first and
+// last lines. It does not check the file: Verify does.
+func FileSeqs(path string) (first, last uint64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("audit: %w", err)
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("audit: %w", err)
+	}
+	if fi.Size() == 0 {
+		return 0, 0, nil
+	}
+	if first, _, err = readFirst(f); err != nil {
+		return 0, 0, err
+	}
+	rec, _, err := lastRecord(f, fi.Size())
+	return first, rec.Seq, err
+}
+
+// readFirst returns the seq and hash of the first record of a non-empty
+// log file.
+func readFirst(f io.ReaderAt) (uint64, [sha256.Size]byte, error) {
 	buf := make([]byte, maxLineBytes+1)
 	k, err := f.ReadAt(buf, 0)
 	if err != nil && err != io.EOF {
-		return [sha256.Size]byte{}, fmt.Errorf("audit: read first line: %w", err)
+		return 0, [sha256.Size]byte{}, fmt.Errorf("audit: read first line: %w", err)
 	}
 	end := bytes.IndexByte(buf[:k], '\n')
 	if end < 0 {
-		return [sha256.Size]byte{}, corrupt(1, "longer than any record")
+		return 0, [sha256.Size]byte{}, corrupt(1, "longer than any record")
 	}
 	l, sum, err := parseLine(1, buf[:end])
 	if err != nil {
-		return [sha256.Size]byte{}, err
+		return 0, [sha256.Size]byte{}, err
 	}
-	if l.Seq != 1 {
-		return [sha256.Size]byte{}, corrupt(1, "seq %d, want 1", l.Seq)
+	if l.Seq == 0 {
+		return 0, [sha256.Size]byte{}, corrupt(1, "seq 0")
 	}
-	return sum, nil
+	return l.Seq, sum, nil
 }
 
 // countLines counts the newlines in f before offset, to name a corrupt line.
