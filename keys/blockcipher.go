@@ -50,9 +50,8 @@ func (b *BlockCipher) EncryptBlocks(dst, src []byte) error {
 
 // EncryptBlocks is BlockCipher.EncryptBlocks with an explicit context.
 func (h *HSM) EncryptBlocks(ctx context.Context, ref KeyRef, dst, src []byte) error {
-	if len(src) == 0 || len(src)%BlockSize != 0 || len(dst) != len(src) || len(src) > MaxBlocks*BlockSize {
-		return fmt.Errorf("%w: ecb wants equal dst and src of 1..%d whole blocks (got %d and %d bytes)",
-			ErrInvalidInput, MaxBlocks, len(dst), len(src))
+	if err := checkECB(dst, src); err != nil {
+		return err
 	}
 	err := h.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		kh, _, err := h.keyHandle(ref, KeyAES256FF1)
@@ -74,6 +73,16 @@ func (h *HSM) EncryptBlocks(ctx context.Context, ref KeyRef, dst, src []byte) er
 	})
 	if err != nil {
 		return fmt.Errorf("ecb with %s: %w", ref, err)
+	}
+	return nil
+}
+
+// checkECB enforces the buffer rules of EncryptBlocks: equal dst and src of
+// 1..MaxBlocks whole blocks.
+func checkECB(dst, src []byte) error {
+	if len(src) == 0 || len(src)%BlockSize != 0 || len(dst) != len(src) || len(src) > MaxBlocks*BlockSize {
+		return fmt.Errorf("%w: ecb wants equal dst and src of 1..%d whole blocks (got %d and %d bytes)",
+			ErrInvalidInput, MaxBlocks, len(dst), len(src))
 	}
 	return nil
 }

@@ -44,9 +44,8 @@ type ecbPass struct {
 // C_EncryptUpdate (and, on the first call, the C_EncryptInit). The buffer
 // rules are those of BlockCipher.EncryptBlocks. On error dst is unchanged.
 func (p *ecbPass) EncryptBlocks(dst, src []byte) error {
-	if len(src) == 0 || len(src)%BlockSize != 0 || len(dst) != len(src) || len(src) > MaxBlocks*BlockSize {
-		return fmt.Errorf("%w: ecb wants equal dst and src of 1..%d whole blocks (got %d and %d bytes)",
-			ErrInvalidInput, MaxBlocks, len(dst), len(src))
+	if err := checkECB(dst, src); err != nil {
+		return err
 	}
 	if p.closed {
 		return fmt.Errorf("%w: ecb pass used after close", ErrInvalidInput)

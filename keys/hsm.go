@@ -139,12 +139,8 @@ func (h *HSM) Close() error {
 }
 
 func (h *HSM) usable() error {
-	if h.closed.Load() {
-		return ErrClosed
-	}
-	h.smu.RLock()
-	defer h.smu.RUnlock()
-	return h.fatal
+	_, err := h.usableGen()
+	return err
 }
 
 // usableGen is usable plus the recovery generation, in one read of smu.

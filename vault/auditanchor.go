@@ -56,7 +56,7 @@ func (n *Node) runAuditAnchors() {
 			}
 			continue
 		}
-		if seq != last {
+		if seq != 0 && seq != last { // 0: nothing to anchor (an empty current file)
 			n.anchors.Add(1)
 		}
 		last = seq

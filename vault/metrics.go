@@ -91,20 +91,20 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	// Re-encryption jobs from this node's copy of the replicated state.
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 	defer cancel()
-	kvs, _, err := st.Scan(ctx, bucketReencrypt, raftstore.ScanOptions{Limit: 1000, Mode: raftstore.Stale})
-	if err != nil {
-		return // a closing node: the other metrics stand
-	}
-	for _, kv := range kvs {
-		job := &vaultpb.ReencryptJob{}
-		if decodeRecord(kv.Value, job) != nil {
-			continue
+	// A closing node fails the scan: the other metrics stand.
+	_ = n.scanAll(ctx, bucketReencrypt, nil, raftstore.Stale, func(kvs []raftstore.KV) bool {
+		for _, kv := range kvs {
+			job := &vaultpb.ReencryptJob{}
+			if decodeRecord(kv.Value, job) != nil {
+				continue
+			}
+			key := string(kv.Key)
+			ch <- prometheus.MustNewConstMetric(descJobRecords, prometheus.GaugeValue, float64(job.GetVisited()), key, "visited")
+			ch <- prometheus.MustNewConstMetric(descJobRecords, prometheus.GaugeValue, float64(job.GetTotal()), key, "total")
+			ch <- prometheus.MustNewConstMetric(descJobDone, prometheus.GaugeValue, boolFloat(job.GetDone()), key)
 		}
-		key := string(kv.Key)
-		ch <- prometheus.MustNewConstMetric(descJobRecords, prometheus.GaugeValue, float64(job.GetVisited()), key, "visited")
-		ch <- prometheus.MustNewConstMetric(descJobRecords, prometheus.GaugeValue, float64(job.GetTotal()), key, "total")
-		ch <- prometheus.MustNewConstMetric(descJobDone, prometheus.GaugeValue, boolFloat(job.GetDone()), key)
-	}
+		return true
+	})
 }
 
 func boolFloat(b bool) float64 {

@@ -198,7 +198,7 @@ func auditVerify(c *cobra.Command, io *stdio, cf *clientFlags, paths []string, g
 			}
 			anchors = append(anchors, fetched...)
 		}
-		sum, continues, err := verifyOne(path, i == 0, start, anchors)
+		sum, continues, err := verifyOne(path, start, anchors)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -243,19 +243,15 @@ func auditVerify(c *cobra.Command, io *stdio, cf *clientFlags, paths []string, g
 	return nil
 }
 
-// verifyOne checks one file: the first file given from its own first line
-// (strictly from seq 1 when it starts there), a later one as continuing
-// start. continues says the first file starts past seq 1.
-func verifyOne(path string, first bool, start *audit.Anchor, anchors []audit.Anchor) (audit.Summary, bool, error) {
+// verifyOne checks one file: the first one given (start nil) from its own
+// first line (strictly from seq 1 when it starts there), a later one as
+// continuing start. continues says the first file starts past seq 1.
+func verifyOne(path string, start *audit.Anchor, anchors []audit.Anchor) (audit.Summary, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return audit.Summary{}, false, err
 	}
 	defer f.Close()
-	if !first {
-		sum, err := audit.VerifyFrom(f, start, anchors...)
-		return sum, false, err
-	}
-	sum, err := audit.VerifyFrom(f, nil, anchors...)
-	return sum, sum.FirstSeq > 1, err
+	sum, err := audit.VerifyFrom(f, start, anchors...)
+	return sum, start == nil && sum.FirstSeq > 1, err
 }

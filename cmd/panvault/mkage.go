@@ -218,9 +218,6 @@ func readIdentities(paths []string) ([]age.Identity, error) {
 	return ids, nil
 }
 
-// readAnyComponentFile reads a plaintext or an age-encrypted component
-// file. An encrypted one is decrypted with ids, parsed, and its header
-// checked against the authenticated plaintext.
 // readComponentSet reads the component files of one master key (plain, or
 // age-encrypted and decrypted with ids) and checks that they are all of its
 // components, each once. It returns them in the order given and which were
@@ -260,6 +257,9 @@ func readComponentSet(files []string, ids []age.Identity) (parsed []*componentFi
 	return parsed, encrypted, nil
 }
 
+// readAnyComponentFile reads a plaintext or an age-encrypted component
+// file. An encrypted one is decrypted with ids, parsed, and its header
+// checked against the authenticated plaintext.
 func readAnyComponentFile(path string, ids []age.Identity) (c *componentFile, encrypted bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -165,10 +165,11 @@ func runServer(ctx context.Context, cfgPath string, logOut io.Writer) (err error
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer closeLogged(log, "audit log", auditLog.Close)
-	if r := auditLog.Recovered(); r.TornBytes > 0 {
+	r := auditLog.Recovered()
+	if r.TornBytes > 0 {
 		log.Warn("audit log: a torn last record (a crash while writing) was cut off", "bytes", r.TornBytes, "seq", r.Seq)
 	}
-	if r := auditLog.Recovered(); r.ContinuedFrom != "" {
+	if r.ContinuedFrom != "" {
 		log.Info("audit log: the new file continues the rotated one", "rotated", r.ContinuedFrom, "seq", r.Seq)
 	}
 

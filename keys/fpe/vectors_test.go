@@ -38,19 +38,20 @@ func newFF1(t testing.TB, c fpe.BlockCipher, radix int) *fpe.FF1 {
 // cipherKinds are the two ways FF1 reaches AES: one EncryptBlocks call per
 // step (plain), and every step of an FF1 call through one Pass (pass, a
 // PassCipher over the same software AES). Each vector test runs on both;
-// after a test, check verifies the pass contract was kept.
+// after a test, check verifies on that (sub)test that the pass contract was
+// kept.
 func cipherKinds(t testing.TB, key []byte) map[string]struct {
 	c     fpe.BlockCipher
-	check func()
+	check func(t testing.TB)
 } {
 	t.Helper()
 	pc := &fpetest.PassCipher{Inner: newAES(t, key)}
 	return map[string]struct {
 		c     fpe.BlockCipher
-		check func()
+		check func(t testing.TB)
 	}{
-		"plain": {newAES(t, key), func() {}},
-		"pass": {pc, func() {
+		"plain": {newAES(t, key), func(testing.TB) {}},
+		"pass": {pc, func(t testing.TB) {
 			t.Helper()
 			if pc.Opened() == 0 || pc.Opened() != pc.Closed() || pc.PlainCalls() != 0 || pc.Misuses() != 0 {
 				t.Fatalf("pass contract: opened %d closed %d plain calls %d misuses %d",
@@ -65,7 +66,7 @@ func TestNISTVectorsString(t *testing.T) {
 	for _, v := range fpetest.Vectors() {
 		for kind, kc := range cipherKinds(t, mustHex(t, v.Key)) {
 			t.Run(v.Name+"/"+kind, func(t *testing.T) {
-				defer kc.check()
+				defer kc.check(t)
 				testVectorString(t, newFF1(t, kc.c, v.Radix), v)
 			})
 		}
@@ -111,7 +112,7 @@ func TestNISTVectorsAllPaths(t *testing.T) {
 	for _, v := range fpetest.Vectors() {
 		for kind, kc := range cipherKinds(t, mustHex(t, v.Key)) {
 			t.Run(v.Name+"/"+kind, func(t *testing.T) {
-				defer kc.check()
+				defer kc.check(t)
 				testVectorAllPaths(t, newFF1(t, kc.c, v.Radix), v)
 			})
 		}

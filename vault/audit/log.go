@@ -238,6 +238,3 @@ func (l *Log) Stats() Stats {
 	return Stats{Entries: l.entries.Load(), Syncs: l.syncs.Load(),
 		Rotations: l.rotations.Load(), RotateFailures: l.rotateFailures.Load()}
 }
-
-// Path returns the log file's path.
-func (l *Log) Path() string { return l.path }

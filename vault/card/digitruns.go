@@ -38,6 +38,10 @@ func MaskPANLikeRuns(s string) string {
 		return s
 	}
 	return panLikeRun.ReplaceAllStringFunc(s, func(run string) string {
-		return MaskDigits(strings.NewReplacer(" ", "", "-", "").Replace(run))
+		return MaskDigits(groupSeparators.Replace(run))
 	})
 }
+
+// groupSeparators strips the single spaces and dashes a PAN-like run may be
+// grouped by.
+var groupSeparators = strings.NewReplacer(" ", "", "-", "")

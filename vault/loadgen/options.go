@@ -99,7 +99,6 @@ type Options struct {
 	ProgressInterval time.Duration
 }
 
-// withDefaults validates o and fills in defaults.
 // SchemeFor is the scheme a run of op uses when scheme is empty: the FF1
 // dev scheme for OpTokenizeFF1, the vaulted one otherwise.
 func SchemeFor(op Op, scheme string) string {
@@ -112,6 +111,7 @@ func SchemeFor(op Op, scheme string) string {
 	return DefaultScheme
 }
 
+// withDefaults validates o and fills in defaults.
 func (o Options) withDefaults() (Options, error) {
 	if _, err := ParseOp(string(o.Op)); err != nil {
 		return o, err

@@ -295,6 +295,7 @@ func (c *Cluster) start(ctx context.Context, tb testing.TB, nd *Node) {
 	}
 	nd.Vault, err = vault.New(ctx, vcfg)
 	if err != nil {
+		_ = nd.Audit.Close()
 		_ = nd.Store.Shutdown()
 		tb.Fatalf("vaulttest: start vault on %s: %v", nd.ID, err)
 	}
