@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -164,38 +166,15 @@ func HasState(dataDir string) (bool, error) {
 	case fi.Size() == 0:
 		return false, nil
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	bs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{ReadOnly: true, Timeout: time.Second}})
 	if err != nil {
 		return false, fmt.Errorf("raftstore: open %s: %w", path, err)
 	}
-	defer db.Close()
-	had := false
-	err = db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(raftLogsBucket); b != nil {
-			if k, _ := b.Cursor().First(); k != nil {
-				had = true
-				return nil
-			}
-		}
-		if b := tx.Bucket(raftConfBucket); b != nil {
-			if v := b.Get(raftKeyCurrentTerm); len(v) == 8 && binary.BigEndian.Uint64(v) > 0 {
-				had = true
-			}
-		}
-		return nil
-	})
+	defer bs.Close()
+	// raft's own test, as Bootstrap uses it; snapshots need a log or a term.
+	had, err := raft.HasExistingState(bs, bs, raft.NewDiscardSnapshotStore())
 	if err != nil {
 		return false, fmt.Errorf("raftstore: read %s: %w", path, err)
 	}
 	return had, nil
 }
-
-// The layout raft-boltdb/v2 gives the Raft log file, which HasState reads
-// without opening a store: bucket "logs" (index -> entry) and bucket "conf"
-// (the stable store; hashicorp/raft keeps its term under "CurrentTerm",
-// uint64 big-endian).
-var (
-	raftLogsBucket     = []byte("logs")
-	raftConfBucket     = []byte("conf")
-	raftKeyCurrentTerm = []byte("CurrentTerm")
-)
