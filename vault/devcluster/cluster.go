@@ -144,7 +144,7 @@ func (c *Cluster) prepare(ctx context.Context) error {
 		st = &state{Version: stateVersion}
 		var joins []string
 		for i := range n {
-			ns, err := st.newNode()
+			ns, err := st.newNode(nil)
 			if err != nil {
 				return err
 			}

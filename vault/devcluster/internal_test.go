@@ -38,12 +38,12 @@ func TestStateRoundTripAndIDs(t *testing.T) {
 	}
 	s := &state{Version: stateVersion}
 	for range 3 {
-		if _, err := s.newNode(); err != nil {
+		if _, err := s.newNode(nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.Nodes[1].Removed = true
-	if _, err := s.newNode(); err != nil {
+	if _, err := s.newNode(nil); err != nil {
 		t.Fatal(err)
 	}
 	if s.Nodes[3].ID != "node4" {

@@ -80,7 +80,7 @@ func (c *Cluster) AddNode(ctx context.Context) (int, error) {
 			joins = append(joins, n.RaftAddr)
 		}
 	}
-	ns, err := c.st.newNode()
+	ns, err := c.st.newNode(c.addrsInUse())
 	if err != nil {
 		c.mu.Unlock()
 		return 0, err

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -68,11 +68,15 @@ func (s *state) write(dir string) error {
 	return writeFileAtomic(filepath.Join(dir, stateFileName), append(b, '\n'), 0o600)
 }
 
-// newNode appends a node with fresh ports and the next id.
-func (s *state) newNode() (*nodeState, error) {
+// newNode appends a node with fresh ports and the next id: none of the
+// state's nodes' addresses nor of also (the cluster's other listeners).
+func (s *state) newNode(also map[string]bool) (*nodeState, error) {
 	s.NextID++
 	n := nodeState{ID: "node" + strconv.Itoa(s.NextID)}
-	in := map[string]bool{}
+	in := maps.Clone(also)
+	if in == nil {
+		in = map[string]bool{}
+	}
 	for _, o := range s.Nodes {
 		in[o.APIAddr], in[o.RaftAddr] = true, true
 	}
@@ -87,12 +91,13 @@ func (s *state) newNode() (*nodeState, error) {
 // inUse. A port is free when listening on it succeeds; it is closed again at
 // once, so another program can take it before the node binds it: the caller
 // retries on a bind failure.
-func (n *nodeState) pickPorts(inUse map[string]bool) error {
+func (n *nodeState) pickPorts(inUse map[string]bool) error { // adds the API address to inUse
 	api, err := freePort(inUse)
 	if err != nil {
 		return err
 	}
-	raft, err := freePort(inUse, api)
+	inUse[api] = true
+	raft, err := freePort(inUse)
 	if err != nil {
 		return err
 	}
@@ -105,13 +110,13 @@ func (n *nodeState) pickPorts(inUse map[string]bool) error {
 // out itself (to "127.0.0.1:0" or to any outgoing connection, and a test
 // run makes thousands) can be taken by another process between this probe
 // and the node's bind, one chosen outside that range only by a program that
-// names it. It never returns an address of inUse or also (addresses this
-// cluster has handed out and whose nodes may be down right now).
-func freePort(inUse map[string]bool, also ...string) (string, error) {
+// names it. It never returns an address of inUse (addresses this cluster
+// has handed out and whose nodes may be down right now).
+func freePort(inUse map[string]bool) (string, error) {
 	lo, hi := explicitPortRange()
 	for try := 0; hi > lo && try < 64; try++ {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
-		if inUse[addr] || slices.Contains(also, addr) {
+		if inUse[addr] {
 			continue
 		}
 		if l, err := net.Listen("tcp", addr); err == nil {
