@@ -1,6 +1,7 @@
 package vault_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -55,6 +56,20 @@ func TestFingerprintKeyRotation(t *testing.T) {
 		}
 	}
 	sameToken("after the rotation, before re-indexing")
+
+	// A request id reused for another PAN is refused also when the older
+	// fingerprint version answers that PAN (no command, so the request id
+	// is read again), on a node whose first request-id read missed.
+	// (The request id is recorded by a tokenization that creates a token.)
+	lead := c.LeaderIndex(t)
+	if _, err := vault.TokenizeAs(ctx, c.Nodes[lead].Vault, vault.DevSchemeDeterministic, "tester", "fp-req", testPAN(t, "411111", 16, 905), false); err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range c.Nodes {
+		if got, err := vault.TokenizeAs(ctx, nd.Vault, vault.DevSchemeDeterministic, "tester", "fp-req", pans[1], true); !errors.Is(err, vault.ErrAlreadyExists) {
+			t.Fatalf("n%d: request id reused for another pan, answered by the older fingerprint: token of the second pan %v, err %v", i, got == first[1], err)
+		}
+	}
 
 	// The old version cannot be retired while records are indexed only
 	// under it.

@@ -383,7 +383,28 @@ func (n *Node) resolveIdem(ctx context.Context, e *schemeEntry, it *tokItem, v [
 // lookupFingerprints computes the fingerprint of every pending item and
 // answers those whose PAN already has a live token. Items whose index entry
 // points to a dead token are prepared for a swap.
+//
+// An answer from the index needs no command, so the put-if-absent of its
+// request id never runs: the request ids of every item it answered are read
+// again (behind the read barrier the lookups took), so that a request id
+// reused for another PAN is refused on a lagging follower as on the leader,
+// whichever fingerprint version answered.
 func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*tokItem, res []tokResult, pending []int) []int {
+	left := n.lookupIndexed(ctx, e, items, res, pending)
+	var answered []int
+	for _, i := range without(pending, left) {
+		if res[i].err == nil && items[i].idem != nil {
+			answered = append(answered, i)
+		}
+	}
+	if len(answered) > 0 {
+		n.lookupIdem(ctx, e, items, res, answered)
+	}
+	return left
+}
+
+// lookupIndexed is lookupFingerprints without the request-id recheck.
+func (n *Node) lookupIndexed(ctx context.Context, e *schemeEntry, items []*tokItem, res []tokResult, pending []int) []int {
 	fk, err := n.keyring.resolve(ctx, e.rec.GetFingerprintKey(), 0, vaultpb.KeyPurpose_KEY_PURPOSE_FINGERPRINT, useEncrypt)
 	if err != nil {
 		for _, i := range pending {
@@ -421,26 +442,10 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 		}
 		return nil
 	}
-	// A hit answers without a command, so the put-if-absent of its request
-	// id never runs: read the request ids of hits again, now behind the
-	// barrier, so that a request id reused for another PAN is refused on a
-	// lagging follower as on the leader.
-	var hits []int
-	for j, i := range ok {
-		if got[j].Found {
-			hits = append(hits, i)
-		}
-	}
-	answered := n.recheckIdem(ctx, e, items, res, hits)
-	skip := make(map[int]bool, len(answered))
-	for _, i := range answered {
-		skip[i] = true
-	}
 	var hitIdx, missIdx []int
 	var tks [][]byte
 	for j, i := range ok {
 		switch {
-		case skip[i]:
 		case got[j].Found:
 			hitIdx = append(hitIdx, i)
 			tks = append(tks, tokenKey(e.name(), string(got[j].Value)))
@@ -449,7 +454,6 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 			missIdx = append(missIdx, i)
 		}
 	}
-	ok = without(ok, answered)
 	// A PAN not indexed under the latest fingerprint version may have a
 	// live token indexed under an older one (not re-indexed yet).
 	ok = without(ok, n.lookupOlderFingerprints(ctx, e, fk.ref.Version, items, res, missIdx))
@@ -470,21 +474,6 @@ func (n *Node) lookupFingerprints(ctx context.Context, e *schemeEntry, items []*
 		}
 	}
 	return without(ok, done)
-}
-
-// recheckIdem runs lookupIdem again for the items of idx that carry a
-// request id and returns those it answered.
-func (n *Node) recheckIdem(ctx context.Context, e *schemeEntry, items []*tokItem, res []tokResult, idx []int) []int {
-	var withIdem []int
-	for _, i := range idx {
-		if items[i].idem != nil {
-			withIdem = append(withIdem, i)
-		}
-	}
-	if len(withIdem) == 0 {
-		return nil
-	}
-	return without(withIdem, n.lookupIdem(ctx, e, items, res, withIdem))
 }
 
 func anyFound(items []raftstore.Item) bool {
