@@ -136,6 +136,7 @@ func (r *ff1Registry) engine(ctx context.Context, e *schemeEntry, version uint32
 		out, errs := make([]card.PAN, len(rs)), make([]error, len(rs))
 		for i, x := range rs {
 			out[i], errs[i] = x.PAN, x.Err
+			rs[i].PAN.Wipe() // out holds the one copy, wiped where it is read
 		}
 		return out, errs, nil
 	})
@@ -209,29 +210,23 @@ func (n *Node) detokenizeFF1(ctx context.Context, e *schemeEntry, tokens []strin
 		return
 	}
 	version = eng.tok.KeyVersion()
-	set := func(i int, pan card.PAN, err error) {
-		if err != nil {
-			res[i].err = err
-			return
-		}
-		res[i].resp = detokenizeResponse(e, pan, version, 0, masked)
-		pan.Wipe()
-	}
-	if len(idx) == 1 {
-		pan, err := eng.dec.do(ctx, tokens[idx[0]])
-		set(idx[0], pan, err)
-		return
-	}
 	batch := make([]string, len(idx))
 	for j, i := range idx {
 		batch[j] = tokens[i]
 	}
+	// doMany, also for one token: the PANs are wiped in the slice the
+	// coalescer filled (a PAN is an array value: wiping a copy would leave
+	// the slice in clear).
 	pans, errs, err := eng.dec.doMany(ctx, batch)
 	for j, i := range idx {
-		if err != nil {
-			set(i, card.PAN{}, err)
-		} else {
-			set(i, pans[j], errs[j])
+		switch {
+		case err != nil:
+			res[i].err = err
+		case errs[j] != nil:
+			res[i].err = errs[j]
+		default:
+			res[i].resp = detokenizeResponse(e, pans[j], version, 0, masked)
+			pans[j].Wipe()
 		}
 	}
 }

@@ -82,6 +82,7 @@ func (n *Node) retokenizeFF1(ctx context.Context, e *schemeEntry, from uint32, t
 		}
 		pans = append(pans, r.PAN)
 		pidx = append(pidx, idx[j])
+		drs[j].PAN.Wipe() // the copy in pans is wiped below
 	}
 	defer func() {
 		for i := range pans {
