@@ -42,8 +42,10 @@
 // the caller answered with an error instead.
 //
 // Why masked only. The file is read by people who must never see card data.
-// Append refuses any field holding 12 or more digits in a row (ErrUnmasked)
-// as a last line of defence; callers pass masked forms (first 6, last 4).
+// Append refuses a masked or reason field holding a PAN-like run of 12 or
+// more digits (ErrUnmasked) as a last line of defence; callers pass masked
+// forms (card.MaskDigits) and names already masked where they hold such a
+// run.
 //
 // Why 0600 and a lock. The file is the node's own: Open creates it 0600 in
 // a 0700 directory, refuses a file with any other mode or owner, and takes

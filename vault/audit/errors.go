@@ -25,8 +25,8 @@ var (
 	ErrPermissions = errors.New("audit: unsafe log file permissions")
 	// ErrLocked: another Log (in this or another process) holds the file.
 	ErrLocked = errors.New("audit: log file in use")
-	// ErrUnmasked: an Entry field holds something that looks like a PAN or a
-	// token in clear (12 or more digits in a row, possibly grouped by single
+	// ErrUnmasked: the Masked or Reason field of an Entry holds something that
+	// looks like a PAN or a token in clear (12 or more digits in a row, possibly grouped by single
 	// spaces or dashes). The entry is not written; the log does not latch.
 	ErrUnmasked = errors.New("audit: entry holds an unmasked card number or token")
 	// ErrTooLarge: an Entry encodes to more than MaxRecordBytes. The entry is

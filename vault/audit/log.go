@@ -14,8 +14,9 @@ import (
 const DefaultMaxDelay = 500 * time.Microsecond
 
 // Entry is one audited call. Masked forms only: never a PAN, token in clear,
-// PIN or key byte. Append refuses (ErrUnmasked) a field holding 12 or more
-// digits in a row.
+// PIN or key byte. Append refuses (ErrUnmasked) a Masked or Reason field
+// holding 12 or more digits in a row (card.HasPANLikeRun); names (scheme,
+// key, identity) are the caller's to mask.
 type Entry struct {
 	Time     time.Time // set by Append when zero
 	Node     string
